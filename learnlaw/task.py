@@ -1,0 +1,181 @@
+"""A learning task: a functional model, a per-example loss and three data splits.
+
+Everything in learnlaw operates on a :class:`Task`. Shape letters used throughout:
+``T`` training steps, ``N`` training examples, ``K`` desired (and test) examples,
+``P`` parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+__all__ = ["Task", "ParamSpec", "SPLITS"]
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+"""``loss_fn(logits, targets) -> (B,)``: one loss per example, in nats."""
+
+SPLITS = ("train", "desired", "test")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """How a ``dict[str, Tensor]`` of parameters maps to one flat ``(P,)`` vector.
+
+    The maths of learnlaw (training steps, the adjoint sweep) works on flat vectors so that a
+    whole trajectory is one ``(T+1, P)`` tensor; models are still called with a dict through
+    :func:`torch.func.functional_call`.
+    """
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+
+    @classmethod
+    def of(cls, params: dict[str, Tensor]) -> "ParamSpec":
+        return cls(tuple(params), tuple(p.shape for p in params.values()))
+
+    @property
+    def numels(self) -> tuple[int, ...]:
+        return tuple(math.prod(s) for s in self.shapes)
+
+    @property
+    def size(self) -> int:
+        """P, the number of scalar parameters."""
+        return sum(self.numels)
+
+    def flatten(self, params: dict[str, Tensor]) -> Tensor:
+        """``dict -> (P,)`` (a copy)."""
+        return torch.cat([params[n].reshape(-1) for n in self.names])
+
+    def unflatten(self, flat: Tensor) -> dict[str, Tensor]:
+        """``(P,) -> dict`` of views into ``flat`` (differentiable)."""
+        parts = torch.split(flat, self.numels)
+        return {n: p.view(s) for n, p, s in zip(self.names, parts, self.shapes)}
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A model, a per-example loss and the train / desired / test splits.
+
+    Attributes:
+        model: an ``nn.Module`` that maps a batch of inputs to logits (nothing else). It is only
+            ever called through ``functional_call`` with explicit parameters.
+        params0: the initial parameters θ₀, a ``dict[str, Tensor]``.
+        train: ``(inputs, targets)`` of the N training examples (weighted by the policy).
+        desired: ``(inputs, targets)`` of the K desired examples; the AUC that policy search
+            minimises is computed on these.
+        test: ``(inputs, targets)`` of K held-out examples from the desired distribution; every
+            reported metric uses these.
+        loss_fn: ``loss_fn(logits, targets) -> (B,)``, per-example loss in nats
+            (``reduction="none"``).
+        vocab_size: |V|, the size of the output alphabet, used by the compression ratio
+            (2 for the perceptron's labels).
+        name: a short name, used in messages and benchmarks.
+        chunk_size: full-batch quantities over a split are accumulated in chunks of this many
+            examples (``None``: one chunk). Memory of one chunk's activations, not of N.
+        kinds: boolean masks of shape ``(N,)`` naming planted example kinds (e.g. ``"noisy"``).
+        kernels: which step kernels compute gradients: ``"autodiff"`` (torch.func, any model)
+            or a closed-form kernel that the task's builder guarantees is valid
+            (``"logistic"`` for a bias-free linear model with a sigmoid/BCE loss).
+        info: free-form description of how the task was built (sizes, seeds, ...).
+    """
+
+    model: nn.Module
+    params0: dict[str, Tensor]
+    train: tuple[Tensor, Tensor]
+    desired: tuple[Tensor, Tensor]
+    test: tuple[Tensor, Tensor]
+    loss_fn: LossFn
+    vocab_size: int
+    name: str = "task"
+    chunk_size: int | None = None
+    kinds: dict[str, Tensor] = field(default_factory=dict)
+    kernels: str = "autodiff"
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.params0:
+            raise ValueError("Task.params0 is empty; pass the model's parameters as a dict")
+        for split in SPLITS:
+            pair = getattr(self, split)
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise TypeError(f"Task.{split} must be an (inputs, targets) pair, got {type(pair)}")
+            if len(pair[0]) != len(pair[1]):
+                raise ValueError(
+                    f"Task.{split} has {len(pair[0])} inputs but {len(pair[1])} targets"
+                )
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive int or None, got {self.chunk_size}")
+
+    # -- sizes -------------------------------------------------------------------------------
+    @property
+    def n_train(self) -> int:
+        """N."""
+        return len(self.train[0])
+
+    @property
+    def n_desired(self) -> int:
+        """K."""
+        return len(self.desired[0])
+
+    @property
+    def n_test(self) -> int:
+        return len(self.test[0])
+
+    @property
+    def spec(self) -> ParamSpec:
+        return ParamSpec.of(self.params0)
+
+    @property
+    def n_params(self) -> int:
+        """P."""
+        return self.spec.size
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(iter(self.params0.values())).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.params0.values())).device
+
+    def split(self, name: str) -> tuple[Tensor, Tensor]:
+        """The ``(inputs, targets)`` pair of ``"train"``, ``"desired"`` or ``"test"``."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+        return getattr(self, name)
+
+    def chunks(self, name: str) -> Iterator[tuple[slice, Tensor, Tensor]]:
+        """Yield ``(slice, inputs, targets)`` chunks of a split of at most ``chunk_size``."""
+        x, y = self.split(name)
+        n = len(x)
+        c = n if self.chunk_size is None else self.chunk_size
+        for start in range(0, n, c):
+            sl = slice(start, min(start + c, n))
+            yield sl, x[sl], y[sl]
+
+    # -- functional evaluation -----------------------------------------------------------------
+    def per_example_loss(self, params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
+        """``(B,)`` losses of one batch under ``params`` (differentiable, not chunked)."""
+        return self.loss_fn(functional_call(self.model, params, (inputs,)), targets)
+
+    @torch.no_grad()
+    def losses(self, params: dict[str, Tensor] | None = None, split: str = "train") -> Tensor:
+        """Per-example losses of a whole split, shape ``(N,)`` or ``(K,)``, chunked."""
+        params = self.params0 if params is None else params
+        return torch.cat([self.per_example_loss(params, x, y) for _, x, y in self.chunks(split)])
+
+    def mean_loss(self, params: dict[str, Tensor] | None = None, split: str = "desired") -> float:
+        """The mean loss of a split, e.g. L_dsr(θ) for ``split="desired"``."""
+        return float(self.losses(params, split).mean())
+
+    def with_(self, **changes) -> "Task":
+        """A copy with some fields replaced (e.g. ``task.with_(kernels="autodiff")``)."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
