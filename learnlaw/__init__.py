@@ -1,7 +1,57 @@
-"""learnlaw: optimal learning policies for language models, as an executable book."""
+"""learnlaw: optimal learning policies for language models, as an executable book.
 
+The public API, by concept:
+
+* tasks: :class:`Task`, :func:`perceptron_task`
+* policies: :func:`uniform_policy`, :func:`validate_policy`, :func:`project_simplex`
+* training: :func:`train` → :class:`Run`
+* the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
+* policy search: :func:`optimize_policy`
+* the Learning Law: :func:`contributions`, :func:`sim`, :func:`learning_speeds`, ...
+"""
+
+from learnlaw.adjoint import adjoint_sweep, policy_gradient
+from learnlaw.law import (
+    contribution_trajectory,
+    contributions,
+    learned_weight_ratios,
+    learning_speeds,
+    sim,
+    zero_weight_fraction,
+)
+from learnlaw.metrics import auc, compression_ratio, empirical_acceleration, reach_step
+from learnlaw.perceptron import perceptron_task
+from learnlaw.policy import PolicyError, project_simplex, uniform_policy, validate_policy
+from learnlaw.search import SearchResult, optimize_policy
 from learnlaw.task import ParamSpec, Task
+from learnlaw.training import DivergenceError, Run, train
 
 __version__ = "0.1.0"
 
-__all__ = ["ParamSpec", "Task", "__version__"]
+__all__ = [
+    "DivergenceError",
+    "ParamSpec",
+    "PolicyError",
+    "Run",
+    "SearchResult",
+    "Task",
+    "__version__",
+    "adjoint_sweep",
+    "auc",
+    "compression_ratio",
+    "contribution_trajectory",
+    "contributions",
+    "empirical_acceleration",
+    "learned_weight_ratios",
+    "learning_speeds",
+    "optimize_policy",
+    "perceptron_task",
+    "policy_gradient",
+    "project_simplex",
+    "reach_step",
+    "sim",
+    "train",
+    "uniform_policy",
+    "validate_policy",
+    "zero_weight_fraction",
+]

@@ -1,0 +1,140 @@
+"""The exact gradient of the AUC with respect to the policy, by a reverse (adjoint) sweep.
+
+Training is a T-layer residual network θ_{t+1} = θ_t − η ∇L_{γ_t}(θ_t) whose "weights" are the
+policy rows γ_t, and J(γ) = Σ_{t=1}^{T} L_dsr(θ_t). With the adjoint a_t = ∂J/∂θ_t:
+
+    a_T = ∇L_dsr(θ_T)
+    ∂J/∂γ_{t,n} = −η ∇l_n(θ_t) · a_{t+1}
+    a_t = ∇L_dsr(θ_t)·[t ≥ 1] + (I − η H_t(θ_t)) a_{t+1},     H_t = ∇² L_{γ_t}
+
+Each reverse step is one kernel call that returns both H_t a_{t+1} and all N dot products
+∇l_n·a_{t+1} (one forward-over-reverse pass, see :mod:`learnlaw.kernels`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from learnlaw.kernels import kernels_for
+from learnlaw.task import Task
+from learnlaw.training import check_lr, forward_sweep, prepare_policy
+
+__all__ = ["policy_gradient", "adjoint_sweep", "Sweep", "resolve_checkpointing"]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What one forward + reverse sweep computes.
+
+    Attributes:
+        J: Σ_{t=1}^{T} L_dsr(θ_t) (a Python float).
+        grad: ∂J/∂γ, shape ``(T, N)``.
+        desired_loss, test_loss: ``(T+1,)`` curves of the forward sweep.
+        checkpoint_every: k, the spacing of stored θ's.
+        stored_floats: the largest number of trajectory floats held at once
+            ((T/k + 1)·P checkpoints plus a k·P segment).
+    """
+
+    J: float
+    grad: Tensor
+    desired_loss: Tensor
+    test_loss: Tensor
+    checkpoint_every: int
+    stored_floats: int
+
+
+def resolve_checkpointing(checkpoint_every: int | str | None, steps: int) -> int:
+    """k from the user's setting: ``None`` → 1 (store every θ_t), ``"auto"`` → ⌈√T⌉."""
+    if checkpoint_every is None:
+        return 1
+    if checkpoint_every == "auto":
+        return max(1, math.ceil(math.sqrt(steps)))
+    if isinstance(checkpoint_every, int) and checkpoint_every >= 1:
+        return min(checkpoint_every, steps)
+    raise ValueError(
+        f"checkpoint_every must be None, 'auto' or a positive int, got {checkpoint_every!r}"
+    )
+
+
+def adjoint_sweep(
+    task: Task,
+    policy: Tensor,
+    lr: float,
+    *,
+    checkpoint_every: int | str | None = None,
+    track_test: bool = True,
+    progress: bool = False,
+) -> Sweep:
+    """Forward training sweep, then the reverse sweep that accumulates ∂J/∂γ.
+
+    Cost: one training run (T weighted gradients) forward; T forward-over-reverse steps plus T
+    desired-set gradients in reverse; with checkpointing, one more training run to recompute
+    the segments. Memory: T·P trajectory floats without checkpointing; about (T/k + k)·P with
+    ``checkpoint_every=k`` (≈ 2√T·P for ``"auto"``), plus O(N + P) working memory.
+
+    Args:
+        task: the task.
+        policy: γ, shape ``(T, N)``.
+        lr: η of the inner gradient descent.
+        checkpoint_every: ``None`` (store θ_0…θ_T), ``"auto"`` (k = ⌈√T⌉) or an int k.
+        track_test: also record the test-loss curve in the forward sweep.
+        progress: show a tqdm bar over the 2T (or 3T) steps.
+    """
+    lr = check_lr(lr)
+    policy = prepare_policy(task, policy)
+    k = resolve_checkpointing(checkpoint_every, len(policy))
+    kernels = kernels_for(task)
+    steps, n = policy.shape
+    p = task.n_params
+    theta = task.spec.flatten(task.params0).detach()
+    n_extra = steps - steps // k if k > 1 else 0  # steps recomputed in reverse
+    with tqdm(total=2 * steps + n_extra, desc="policy gradient", disable=not progress,
+              leave=False) as bar, torch.no_grad():
+        ckpt, desired, test, theta = forward_sweep(
+            kernels, theta, policy, lr, store_every=k, track_test=track_test, bar=bar
+        )
+        grad = torch.empty(steps, n, dtype=task.dtype, device=task.device)
+        a = kernels.desired_grad(theta)
+        seg = k if k > 1 else kernels.block
+        for start in reversed(range(0, steps, seg)):
+            stop = min(start + seg, steps)
+            if k == 1:
+                thetas = ckpt[start:stop]
+            else:  # recompute θ_{start+1} … θ_{stop-1} from the checkpoint θ_start
+                first = ckpt[start // k]
+                rest = kernels.forward_segment(first, policy[start : stop - 1], lr)
+                thetas = torch.cat([first[None], rest])
+                bar.update(stop - 1 - start)
+            a, grad[start:stop] = kernels.reverse_segment(
+                thetas, policy[start:stop], a, lr, start
+            )
+            bar.update(stop - start)
+    stored = len(ckpt) * p + (k * p if k > 1 else 0)
+    return Sweep(
+        J=float(desired[1:].sum()),
+        grad=grad,
+        desired_loss=desired,
+        test_loss=test,
+        checkpoint_every=k,
+        stored_floats=stored,
+    )
+
+
+def policy_gradient(
+    task: Task,
+    policy: Tensor,
+    lr: float,
+    checkpoint_every: int | str | None = None,
+) -> tuple[float, Tensor]:
+    """The AUC J(γ) = Σ_{t=1}^{T} L_dsr(θ_t) and its exact gradient ∂J/∂γ, shape ``(T, N)``.
+
+    See :func:`adjoint_sweep` for the recursion, its cost and the memory of
+    ``checkpoint_every``.
+    """
+    sweep = adjoint_sweep(task, policy, lr, checkpoint_every=checkpoint_every, track_test=False)
+    return sweep.J, sweep.grad

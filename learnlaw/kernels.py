@@ -1,0 +1,259 @@
+"""Step kernels: the few differential quantities that training and the adjoint sweep need.
+
+Every function here works on the flat parameter vector θ ∈ R^P (see :class:`ParamSpec`).
+For a policy row γ ∈ Δ^{N-1} write L_γ(θ) = Σ_n γ_n l_n(θ) (the weighted training loss) and
+L_dsr(θ) = (1/K) Σ_k l(x_k^dsr, θ). The kernels provide
+
+* ``train_grad(θ, γ)``           → ∇L_γ(θ)                                   (P,)
+* ``split_loss(θ, split)``        → mean loss of a split                      ()
+* ``desired_grad(θ)``             → ∇L_dsr(θ)                                 (P,)
+* ``reverse(θ, γ, v)``           → (H_γ(θ) v, [∇l_n(θ)·v]_n)                 (P,), (N,)
+* ``contributions(θ)``            → CT_n = ∇L_dsr(θ)·∇l_n(θ)                  (N,)
+
+and three segment-level operations built on them, which a kernel may batch over the steps of a
+segment: ``forward_segment`` (B gradient-descent steps), ``split_losses`` (the mean loss at B
+points) and ``reverse_segment`` (B steps of the adjoint recursion of :mod:`learnlaw.adjoint`).
+
+:class:`AutodiffKernels` computes them for any model with torch.func: ``reverse`` is ONE
+forward-over-reverse pass — ``jvp`` of ``grad`` of L_γ, with the per-example loss vector as the
+auxiliary output, so that the tangent of the gradient is the Hessian-vector product and the
+tangent of the loss vector is exactly the N directional derivatives ∇l_n·v. No per-example
+gradient (N×P memory) is ever formed. Quantities over a split are accumulated chunk by chunk
+(``task.chunk_size``), so memory is that of one chunk's activations.
+
+:class:`LogisticKernels` computes the same quantities in closed form for a bias-free linear
+model with the sigmoid/BCE loss (the paper's perceptron): with u = Xθ, o = σ(u),
+∇l_n = (o_n − y_n) x_n and H_γ = Xᵀ diag(γ ⊙ o ⊙ (1−o)) X. It is a fast path only; the tests
+check it against the autodiff kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.func import grad, jvp
+
+from learnlaw.task import Task
+
+__all__ = ["AutodiffKernels", "LogisticKernels", "kernels_for"]
+
+
+class _SegmentOps:
+    """Segment operations written once in terms of the per-step kernels."""
+
+    block = 8  # steps per forward block when every θ_t is stored (memory: block·P floats)
+
+    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float) -> Tensor:
+        """θ_{s+1}, …, θ_{s+B} from θ_s and B policy rows, shape ``(B, P)``."""
+        out = theta.new_empty(len(gammas), theta.numel())
+        for i in range(len(gammas)):
+            theta = theta - lr * self.train_grad(theta, gammas[i])
+            out[i] = theta
+        return out
+
+    def split_losses(self, thetas: Tensor, split: str) -> Tensor:
+        """Mean loss of ``split`` at each row of ``thetas``, shape ``(B,)``."""
+        return torch.stack([self.split_loss(theta, split) for theta in thetas])
+
+    def contributions_batch(self, thetas: Tensor, split: str = "desired") -> Tensor:
+        """CT_{t,n} at each row of ``thetas``, ``(B, N)``."""
+        return torch.stack([self.contributions(theta, split) for theta in thetas])
+
+    def losses_batch(self, thetas: Tensor, split: str = "train") -> Tensor:
+        """Per-example losses at each row of ``thetas``, ``(B, N)``."""
+        spec = self.task.spec
+        return torch.stack([self.task.losses(spec.unflatten(th), split) for th in thetas])
+
+    def reverse_segment(
+        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float, start: int
+    ) -> tuple[Tensor, Tensor]:
+        """Adjoint recursion over steps start+B−1 … start.
+
+        Args:
+            thetas: θ_start … θ_{start+B−1}, ``(B, P)``.
+            gammas: γ_start … γ_{start+B−1}, ``(B, N)``.
+            a: a_{start+B} = ∂J/∂θ_{start+B}, ``(P,)``.
+
+        Returns:
+            a_start and the rows ∂J/∂γ_t of the segment, ``(B, N)``.
+        """
+        grads = gammas.new_empty(gammas.shape)
+        for i in reversed(range(len(gammas))):
+            hv, dots = self.reverse(thetas[i], gammas[i], a)
+            grads[i] = dots.mul_(-lr)
+            a = a - lr * hv
+            if start + i >= 1:
+                a = a + self.desired_grad(thetas[i])
+        return a, grads
+
+
+class AutodiffKernels(_SegmentOps):
+    """Kernels for any task, by torch.func (forward-over-reverse for the reverse step)."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.spec = task.spec
+        self._wgrad = grad(self._weighted_loss, has_aux=True)
+        self._sgrad = grad(self._summed_loss)
+
+    # pure functions of the flat parameters -------------------------------------------------
+    def _losses(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return self.task.per_example_loss(self.spec.unflatten(theta), x, y)
+
+    def _weighted_loss(self, theta: Tensor, gamma: Tensor, x: Tensor, y: Tensor):
+        losses = self._losses(theta, x, y)
+        return (gamma * losses).sum(), losses
+
+    def _summed_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return self._losses(theta, x, y).sum()
+
+    # kernels -----------------------------------------------------------------------------
+    def train_grad(self, theta: Tensor, gamma: Tensor) -> Tensor:
+        total = torch.zeros_like(theta)
+        for sl, x, y in self.task.chunks("train"):
+            g, _ = self._wgrad(theta, gamma[sl], x, y)
+            total += g
+        return total
+
+    def split_loss(self, theta: Tensor, split: str) -> Tensor:
+        with torch.no_grad():
+            total = sum(self._losses(theta, x, y).sum() for _, x, y in self.task.chunks(split))
+        return total / len(self.task.split(split)[0])
+
+    def desired_grad(self, theta: Tensor, split: str = "desired") -> Tensor:
+        total = torch.zeros_like(theta)
+        for _, x, y in self.task.chunks(split):
+            total += self._sgrad(theta, x, y)
+        return total / len(self.task.split(split)[0])
+
+    def reverse(self, theta: Tensor, gamma: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        hv = torch.zeros_like(theta)
+        dots = []
+        for sl, x, y in self.task.chunks("train"):
+            g_sl = gamma[sl]
+            _, (hv_c, dots_c) = jvp(lambda th: self._wgrad(th, g_sl, x, y), (theta,), (v,))
+            hv += hv_c
+            dots.append(dots_c)
+        return hv, torch.cat(dots)
+
+    def directional(self, theta: Tensor, v: Tensor, split: str = "train") -> Tensor:
+        """[∇l_n(θ)·v]_n over a split, by forward-mode only (one jvp of the loss vector)."""
+        out = []
+        for _, x, y in self.task.chunks(split):
+            _, d = jvp(lambda th: self._losses(th, x, y), (theta,), (v,))
+            out.append(d)
+        return torch.cat(out)
+
+    def contributions(self, theta: Tensor, split: str = "desired") -> Tensor:
+        return self.directional(theta, self.desired_grad(theta, split))
+
+
+class LogisticKernels(_SegmentOps):
+    """Closed-form kernels for a bias-free linear model with sigmoid/BCE loss (the perceptron).
+
+    The segment operations are batched: the B products X θ_t of a segment are one matrix
+    product, leaving two matrix-vector products per step in each direction.
+    """
+
+    block = 256
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.spec = task.spec
+        if self.spec.size != task.train[0].shape[1]:
+            raise ValueError(
+                "LogisticKernels need a bias-free linear model with P = input dimension; got "
+                f"P = {self.spec.size} and inputs of width {task.train[0].shape[1]}. Use "
+                'task.with_(kernels="autodiff") for other models.'
+            )
+        self.data = {s: (task.split(s)[0], task.split(s)[1].to(task.dtype)) for s in
+                     ("train", "desired", "test")}
+        # Xᵀ stored contiguously: both X v (as (Xᵀ)ᵀ v) and Xᵀ g are faster from it on CPU.
+        self.xt = task.train[0].T.contiguous()
+
+    def train_grad(self, theta: Tensor, gamma: Tensor) -> Tensor:
+        x, y = self.data["train"]
+        r = torch.sigmoid(x @ theta) - y
+        return x.T @ (gamma * r)
+
+    def split_loss(self, theta: Tensor, split: str) -> Tensor:
+        x, y = self.data[split]
+        u = x @ theta
+        return (F.softplus(u) - y * u).mean()
+
+    def desired_grad(self, theta: Tensor, split: str = "desired") -> Tensor:
+        x, y = self.data[split]
+        return x.T @ (torch.sigmoid(x @ theta) - y) / len(y)
+
+    def reverse(self, theta: Tensor, gamma: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        x, y = self.data["train"]
+        o = torch.sigmoid(x @ theta)
+        xv = x @ v
+        hv = x.T @ (gamma * o * (1 - o) * xv)
+        return hv, (o - y) * xv
+
+    def directional(self, theta: Tensor, v: Tensor, split: str = "train") -> Tensor:
+        x, y = self.data[split]
+        return (torch.sigmoid(x @ theta) - y) * (x @ v)
+
+    def contributions(self, theta: Tensor, split: str = "desired") -> Tensor:
+        return self.directional(theta, self.desired_grad(theta, split))
+
+    def contributions_batch(self, thetas: Tensor, split: str = "desired") -> Tensor:
+        x, y = self.data["train"]
+        xs, ys = self.data[split]
+        g = (torch.sigmoid(thetas @ xs.T) - ys) @ xs / len(ys)  # (B, P) split gradients
+        return (torch.sigmoid(thetas @ self.xt) - y) * (g @ self.xt)
+
+    def losses_batch(self, thetas: Tensor, split: str = "train") -> Tensor:
+        x, y = self.data[split]
+        u = thetas @ x.T
+        return F.softplus(u) - y * u
+
+    # batched segment operations ------------------------------------------------------------
+    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float) -> Tensor:
+        xt, y = self.xt, self.data["train"][1]
+        out = theta.new_empty(len(gammas), theta.numel())
+        for i in range(len(gammas)):
+            r = torch.mv(xt.T, theta).sigmoid_().sub_(y).mul_(gammas[i])
+            theta = torch.addmv(theta, xt, r, alpha=-lr)
+            out[i] = theta
+        return out
+
+    def split_losses(self, thetas: Tensor, split: str) -> Tensor:
+        x, y = self.data[split]
+        u = thetas @ x.T
+        return (F.softplus(u) - y * u).mean(1)
+
+    def reverse_segment(
+        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float, start: int
+    ) -> tuple[Tensor, Tensor]:
+        x, y = self.data["train"]
+        xd, yd = self.data["desired"]
+        xt = self.xt
+        o = torch.sigmoid(thetas @ xt)  # (B, N)
+        w = gammas * o * (1 - o)  # diagonal of the weighted Hessian's middle factor
+        r = (o - y).mul_(-lr)  # −η (o − y): ∂J/∂γ_{t,n} = r_{t,n} (x_n · a_{t+1})
+        g_dsr = (torch.sigmoid(thetas @ xd.T) - yd) @ xd / len(yd)  # (B, P)
+        if start == 0:
+            g_dsr[0] = 0  # J starts at t = 1
+        grads = torch.empty_like(gammas)
+        for i in reversed(range(len(gammas))):
+            xa = torch.mv(xt.T, a)
+            torch.mul(r[i], xa, out=grads[i])
+            a = torch.addmv(a, xt, w[i] * xa, alpha=-lr).add_(g_dsr[i])
+        return a, grads
+
+
+_KERNELS = {"autodiff": AutodiffKernels, "logistic": LogisticKernels}
+
+
+def kernels_for(task: Task):
+    """The kernels named by ``task.kernels``."""
+    try:
+        return _KERNELS[task.kernels](task)
+    except KeyError:
+        raise ValueError(
+            f"unknown kernels {task.kernels!r}; expected one of {sorted(_KERNELS)}"
+        ) from None

@@ -1,0 +1,188 @@
+"""Full-batch gradient descent under a learning policy (paper Eq. 1).
+
+θ_{t+1} = θ_t − η ∇ Σ_n γ_{t,n} l_n(θ_t),  t = 0, …, T−1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from learnlaw.kernels import kernels_for
+from learnlaw.policy import validate_policy
+from learnlaw.task import ParamSpec, Task
+
+__all__ = ["Run", "train", "DivergenceError"]
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """The record of one training run of T steps.
+
+    Attributes:
+        desired_loss: ``(T+1,)`` mean desired loss L_dsr(θ_t) for t = 0…T, in nats.
+        test_loss: ``(T+1,)`` mean test loss at θ_0…θ_T, in nats.
+        lr: the learning rate η.
+        vocab_size: |V| of the task (for the compression ratio).
+        final_params: θ_T as a dict.
+        trajectory: ``(T+1, P)`` flat θ_0…θ_T when ``keep_params=True``, else ``None``.
+        spec: how a flat θ maps to the parameter dict.
+    """
+
+    desired_loss: Tensor
+    test_loss: Tensor
+    lr: float
+    vocab_size: int
+    final_params: dict[str, Tensor]
+    trajectory: Tensor | None
+    spec: ParamSpec
+
+    @property
+    def steps(self) -> int:
+        """T."""
+        return len(self.desired_loss) - 1
+
+    def params_at(self, t: int) -> dict[str, Tensor]:
+        """θ_t as a dict (needs ``keep_params=True``)."""
+        if self.trajectory is None:
+            raise ValueError("this run kept no parameters; call train(..., keep_params=True)")
+        return self.spec.unflatten(self.trajectory[t])
+
+    def auc(self, split: str = "desired") -> float:
+        """J = Σ_{t=1}^{T} L(θ_t) of ``split`` (see :func:`learnlaw.metrics.auc`)."""
+        from learnlaw.metrics import auc
+
+        return auc(self._curve(split))
+
+    def compression_ratio(self, split: str = "test") -> float:
+        """CR = T log₂|V| / Σ_{t=1}^T L(θ_t) (see :func:`learnlaw.metrics.compression_ratio`)."""
+        from learnlaw.metrics import compression_ratio
+
+        return compression_ratio(self._curve(split), self.vocab_size)
+
+    def _curve(self, split: str) -> Tensor:
+        if split not in ("desired", "test"):
+            raise ValueError(f"split must be 'desired' or 'test', got {split!r}")
+        return self.desired_loss if split == "desired" else self.test_loss
+
+
+def check_lr(lr: float) -> float:
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"the learning rate must be a positive finite number, got {lr!r}")
+    return float(lr)
+
+
+def prepare_policy(task: Task, policy: Tensor) -> Tensor:
+    """Validate γ against the task and move it to the task's dtype and device."""
+    validate_policy(policy, n=task.n_train)
+    return policy.to(dtype=task.dtype, device=task.device)
+
+
+def raise_if_diverged(losses: Tensor, start: int, stop: int, lr: float) -> None:
+    """Raise :class:`DivergenceError` if ``losses[start:stop]`` has a non-finite entry."""
+    window = losses[start:stop]
+    bad = ~torch.isfinite(window)
+    if bool(bad.any()):
+        t = start + int(bad.nonzero()[0])
+        raise DivergenceError(
+            f"training diverged: the loss at step {t} is {losses[t].item()} with learning rate "
+            f"lr={lr:g}; lower the learning rate (or check the policy and the data)"
+        )
+
+
+def forward_sweep(
+    kernels,
+    theta: Tensor,
+    policy: Tensor,
+    lr: float,
+    *,
+    store_every: int | None,
+    track_test: bool = True,
+    bar=None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Run len(policy) GD steps from the flat θ₀ in blocks of ``kernels.block`` steps.
+
+    Returns ``(stored, desired, test, theta_T)``: ``stored`` holds θ_j for every j that is a
+    multiple of ``store_every`` (all of them for 1, only θ₀ for ``None``), shape
+    ``(T // store_every + 1, P)``; the loss curves have T+1 entries (test is nan when not
+    tracked).
+    """
+    steps = len(policy)
+    opts = dict(dtype=theta.dtype, device=theta.device)
+    every = store_every or steps + 1
+    stored = torch.empty(steps // every + 1, theta.numel(), **opts)
+    stored[0] = theta
+    desired = torch.empty(steps + 1, **opts)
+    test = torch.full((steps + 1,), float("nan"), **opts)
+    desired[0] = kernels.split_losses(theta[None], "desired")[0]
+    if track_test:
+        test[0] = kernels.split_losses(theta[None], "test")[0]
+    with torch.no_grad():
+        for s in range(0, steps, kernels.block):
+            e = min(s + kernels.block, steps)
+            thetas = kernels.forward_segment(theta, policy[s:e], lr)  # θ_{s+1} … θ_e
+            desired[s + 1 : e + 1] = kernels.split_losses(thetas, "desired")
+            if track_test:
+                test[s + 1 : e + 1] = kernels.split_losses(thetas, "test")
+            raise_if_diverged(desired, s + 1, e + 1, lr)
+            theta = thetas[-1]
+            first = -(-(s + 1) // every) * every  # first multiple of `every` in s+1 … e
+            for j in range(first, e + 1, every):
+                stored[j // every] = thetas[j - s - 1]
+            if bar is not None:
+                bar.update(e - s)
+    return stored, desired, test, theta
+
+
+def train(
+    task: Task,
+    policy: Tensor,
+    lr: float,
+    *,
+    keep_params: bool = False,
+    progress: bool = False,
+) -> Run:
+    """Train ``task`` for T = ``len(policy)`` full-batch GD steps under ``policy``.
+
+    Cost: T weighted full-batch gradients over N plus 2T mean losses over K examples.
+    Memory: O(P), or O(T·P) with ``keep_params``.
+
+    Args:
+        task: the task (model, loss, splits, θ₀).
+        policy: γ of shape ``(T, N)``, each row on the simplex.
+        lr: η.
+        keep_params: also return the whole trajectory θ_0…θ_T (T·P floats).
+        progress: show a tqdm bar.
+
+    Returns:
+        A :class:`Run` with the desired and test loss curves of length T+1.
+
+    Raises:
+        DivergenceError: naming the first step whose loss is not finite, and the learning rate.
+    """
+    lr = check_lr(lr)
+    policy = prepare_policy(task, policy)
+    kernels = kernels_for(task)
+    spec = task.spec
+    theta = spec.flatten(task.params0).detach()
+    with tqdm(total=len(policy), desc="train", disable=not progress, leave=False) as bar:
+        stored, desired, test, theta = forward_sweep(
+            kernels, theta, policy, lr, store_every=1 if keep_params else None, bar=bar
+        )
+    return Run(
+        desired_loss=desired,
+        test_loss=test,
+        lr=lr,
+        vocab_size=task.vocab_size,
+        final_params={k: v.clone() for k, v in spec.unflatten(theta).items()},
+        trajectory=stored if keep_params else None,
+        spec=spec,
+    )
