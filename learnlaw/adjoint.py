@@ -93,8 +93,12 @@ def adjoint_sweep(
     p = task.n_params
     theta = task.spec.flatten(task.params0).detach()
     n_extra = steps - steps // k if k > 1 else 0  # steps recomputed in reverse
-    with tqdm(total=2 * steps + n_extra, desc="policy gradient", disable=not progress,
-              leave=False) as bar, torch.no_grad():
+    with (
+        tqdm(
+            total=2 * steps + n_extra, desc="policy gradient", disable=not progress, leave=False
+        ) as bar,
+        torch.no_grad(),
+    ):
         ckpt, desired, test, theta = forward_sweep(
             kernels, theta, policy, lr, store_every=k, track_test=track_test, bar=bar
         )
@@ -110,9 +114,7 @@ def adjoint_sweep(
                 rest = kernels.forward_segment(first, policy[start : stop - 1], lr)
                 thetas = torch.cat([first[None], rest])
                 bar.update(stop - 1 - start)
-            a, grad[start:stop] = kernels.reverse_segment(
-                thetas, policy[start:stop], a, lr, start
-            )
+            a, grad[start:stop] = kernels.reverse_segment(thetas, policy[start:stop], a, lr, start)
             bar.update(stop - start)
     stored = len(ckpt) * p + (k * p if k > 1 else 0)
     return Sweep(

@@ -48,8 +48,7 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
     sweeps = []
 
     def epoch():
-        sweep = adjoint_sweep(task, policy, lr, checkpoint_every=checkpoint_every,
-                              track_test=False)
+        sweep = adjoint_sweep(task, policy, lr, checkpoint_every=checkpoint_every, track_test=False)
         sweeps.append(sweep)
         return project_simplex(policy - 1e-6 * sweep.grad)
 
@@ -68,8 +67,9 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
         epoch_s=round(t_epoch, 4),
         ratio=round(t_epoch / t_train, 2),
         trajectory_floats=sweeps[-1].stored_floats,
-        trajectory_floats_per_sqrtT_P=round(sweeps[-1].stored_floats
-                                            / (steps**0.5 * task.n_params), 2),
+        trajectory_floats_per_sqrtT_P=round(
+            sweeps[-1].stored_floats / (steps**0.5 * task.n_params), 2
+        ),
         peak_gpu_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
     )
 
@@ -84,12 +84,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     if args.quick:
-        cases = [(perceptron_task(dim=16, n_train=256, dtype=dtype, device=device), 100, 0.1),
-                 (mlp_task(n_train=128, dtype=dtype, device=device), 50, 0.1)]
+        cases = [
+            (perceptron_task(dim=16, n_train=256, dtype=dtype, device=device), 100, 0.1),
+            (mlp_task(n_train=128, dtype=dtype, device=device), 50, 0.1),
+        ]
     else:
-        cases = [(perceptron_task(dtype=dtype, device=device), 2000, 0.1),
-                 (mlp_task(dim=32, hidden=64, classes=8, layers=3, n_train=1024, n_desired=256,
-                           n_test=256, dtype=dtype, device=device), 500, 0.1)]
+        cases = [
+            (perceptron_task(dtype=dtype, device=device), 2000, 0.1),
+            (
+                mlp_task(
+                    dim=32,
+                    hidden=64,
+                    classes=8,
+                    layers=3,
+                    n_train=1024,
+                    n_desired=256,
+                    n_test=256,
+                    dtype=dtype,
+                    device=device,
+                ),
+                500,
+                0.1,
+            ),
+        ]
     rows = []
     for task, steps, lr in cases:
         for ck in (None, "auto"):

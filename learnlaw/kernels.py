@@ -167,8 +167,10 @@ class LogisticKernels(_SegmentOps):
                 f"P = {self.spec.size} and inputs of width {task.train[0].shape[1]}. Use "
                 'task.with_(kernels="autodiff") for other models.'
             )
-        self.data = {s: (task.split(s)[0], task.split(s)[1].to(task.dtype)) for s in
-                     ("train", "desired", "test")}
+        self.data = {
+            s: (task.split(s)[0], task.split(s)[1].to(task.dtype))
+            for s in ("train", "desired", "test")
+        }
         # Xᵀ stored contiguously: both X v (as (Xᵀ)ᵀ v) and Xᵀ g are faster from it on CPU.
         self.xt = task.train[0].T.contiguous()
 

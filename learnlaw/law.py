@@ -52,8 +52,12 @@ def contribution_trajectory(
     """CT_{t,n} at every θ_t of a flat ``(T', P)`` trajectory, shape ``(T', N)``."""
     kernels = kernels_for(task)
     with torch.no_grad():
-        return torch.cat([kernels.contributions_batch(trajectory[s : s + block], split)
-                          for s in range(0, len(trajectory), block)])
+        return torch.cat(
+            [
+                kernels.contributions_batch(trajectory[s : s + block], split)
+                for s in range(0, len(trajectory), block)
+            ]
+        )
 
 
 class SimResult(NamedTuple):

@@ -84,8 +84,12 @@ def perceptron_task(
     Returns:
         A :class:`~learnlaw.task.Task` with ``vocab_size = 2``.
     """
-    for name, v in (("dim", dim), ("n_train", n_train), ("n_desired", n_desired),
-                    ("n_test", n_test)):
+    for name, v in (
+        ("dim", dim),
+        ("n_train", n_train),
+        ("n_desired", n_desired),
+        ("n_test", n_test),
+    ):
         if not (isinstance(v, int) and v >= 1):
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if not 0 <= desired_noise <= 1:
@@ -97,9 +101,15 @@ def perceptron_task(
     z_dsr = torch.randn(n_desired, dim, generator=g, dtype=f64) + desired_mean
     z_tst = torch.randn(n_test, dim, generator=g, dtype=f64) + desired_mean
 
-    counts = {k: _count(v, n_train, k) for k, v in
-              (("noisy", noisy), ("duplicates", duplicates), ("combinations", combinations),
-               ("easy", easy))}
+    counts = {
+        k: _count(v, n_train, k)
+        for k, v in (
+            ("noisy", noisy),
+            ("duplicates", duplicates),
+            ("combinations", combinations),
+            ("easy", easy),
+        )
+    }
     total = sum(counts.values())
     if total >= n_train:
         raise ValueError(f"planted kinds {counts} need {total} examples but N = {n_train}")
@@ -108,7 +118,7 @@ def perceptron_task(
     pos = 0
     for name, c in counts.items():
         mask = torch.zeros(n_train, dtype=torch.bool)
-        mask[order[pos:pos + c]] = True
+        mask[order[pos : pos + c]] = True
         kinds[name] = mask
         pos += c
     clean_idx = order[pos:]
@@ -153,7 +163,16 @@ def perceptron_task(
         name="perceptron",
         kinds={k: v.to(device) for k, v in kinds.items()},
         kernels=kernels,
-        info=dict(dim=dim, n_train=n_train, n_desired=n_desired, n_test=n_test, seed=seed,
-                  train_std=train_std, desired_mean=desired_mean, planted=counts,
-                  desired_noise=desired_noise, teacher=put(teacher)),
+        info=dict(
+            dim=dim,
+            n_train=n_train,
+            n_desired=n_desired,
+            n_test=n_test,
+            seed=seed,
+            train_std=train_std,
+            desired_mean=desired_mean,
+            planted=counts,
+            desired_noise=desired_noise,
+            teacher=put(teacher),
+        ),
     )

@@ -39,8 +39,9 @@ def uniform_policy(
 
 def _row_tolerance(dtype: torch.dtype, n: int) -> float:
     eps = torch.finfo(dtype).eps if dtype.is_floating_point else 1e-7
-    return max(1e-6 if dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-9,
-               64 * eps * n**0.5)
+    return max(
+        1e-6 if dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-9, 64 * eps * n**0.5
+    )
 
 
 def validate_policy(

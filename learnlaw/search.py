@@ -137,9 +137,19 @@ def optimize_policy(
         raise ValueError(f"uniform_steps must be an int in [0, {steps}], got {uniform_steps!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir, where the interrupted search saved")
-    config = SearchConfig(task.name, task.n_train, task.n_params, steps, lr, float(outer_lr),
-                          epochs, schedule, uniform_steps, checkpoint_every,
-                          None if penalty is None else getattr(penalty, "__name__", type(penalty).__name__))
+    config = SearchConfig(
+        task.name,
+        task.n_train,
+        task.n_params,
+        steps,
+        lr,
+        float(outer_lr),
+        epochs,
+        schedule,
+        uniform_steps,
+        checkpoint_every,
+        None if penalty is None else getattr(penalty, "__name__", type(penalty).__name__),
+    )
     opts = dict(dtype=task.dtype, device=task.device)
     uniform = uniform_policy(steps, task.n_train, **opts)
     baseline = train(task, uniform, lr)
@@ -157,8 +167,11 @@ def optimize_policy(
         if resume and state_path.exists():
             state = torch.load(state_path, map_location=task.device, weights_only=False)
             if state["config"] != asdict(config):
-                diff = {k: (v, asdict(config)[k]) for k, v in state["config"].items()
-                        if asdict(config).get(k) != v}
+                diff = {
+                    k: (v, asdict(config)[k])
+                    for k, v in state["config"].items()
+                    if asdict(config).get(k) != v
+                }
                 raise ValueError(
                     f"cannot resume from {state_path}: it was saved by a different search "
                     f"(saved vs now: {diff}); use another checkpoint_dir or resume=False"
@@ -186,8 +199,13 @@ def optimize_policy(
             if ckdir is not None:
                 _atomic_save(kept[epoch], ckdir / f"policy_{epoch}.pt")
 
-    bar = tqdm(range(start, epochs), desc="policy search", disable=not progress,
-               initial=start, total=epochs)
+    bar = tqdm(
+        range(start, epochs),
+        desc="policy search",
+        disable=not progress,
+        initial=start,
+        total=epochs,
+    )
     for epoch in bar:
         sweep = adjoint_sweep(task, policy, lr, checkpoint_every=checkpoint_every)
         eps = _step_size(outer_lr, schedule, epoch, epochs)
@@ -202,12 +220,21 @@ def optimize_policy(
         step = project_simplex(policy[uniform_steps:] - eps * grad[uniform_steps:])
         policy[uniform_steps:] = step
         if ckdir is not None:
-            _atomic_save(dict(config=asdict(config), policy=policy, history=history,
-                              epoch=epoch + 1, kept=sorted(kept)), ckdir / "state.pt")
+            _atomic_save(
+                dict(
+                    config=asdict(config),
+                    policy=policy,
+                    history=history,
+                    epoch=epoch + 1,
+                    kept=sorted(kept),
+                ),
+                ckdir / "state.pt",
+            )
     bar.close()
     final = train(task, policy, lr)
     if not history or history[-1]["epoch"] != epochs:
         record(epochs, final.desired_loss, final.test_loss, math.nan)
     keep_now(epochs)
-    return SearchResult(policy=policy, history=history, kept=kept, baseline=baseline,
-                        final=final, config=config)
+    return SearchResult(
+        policy=policy, history=history, kept=kept, baseline=baseline, final=final, config=config
+    )

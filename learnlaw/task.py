@@ -160,7 +160,9 @@ class Task:
             yield sl, x[sl], y[sl]
 
     # -- functional evaluation -----------------------------------------------------------------
-    def per_example_loss(self, params: dict[str, Tensor], inputs: Tensor, targets: Tensor) -> Tensor:
+    def per_example_loss(
+        self, params: dict[str, Tensor], inputs: Tensor, targets: Tensor
+    ) -> Tensor:
         """``(B,)`` losses of one batch under ``params`` (differentiable, not chunked)."""
         return self.loss_fn(functional_call(self.model, params, (inputs,)), targets)
 

@@ -78,6 +78,14 @@ def mlp_task(
         vocab_size=classes,
         name="mlp",
         chunk_size=chunk_size,
-        info=dict(dim=dim, hidden=hidden, classes=classes, layers=layers, n_train=n_train,
-                  n_desired=n_desired, n_test=n_test, seed=seed),
+        info=dict(
+            dim=dim,
+            hidden=hidden,
+            classes=classes,
+            layers=layers,
+            n_train=n_train,
+            n_desired=n_desired,
+            n_test=n_test,
+            seed=seed,
+        ),
     )

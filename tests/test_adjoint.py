@@ -11,8 +11,9 @@ F64 = torch.float64
 
 
 def small_perceptron(kernels="logistic"):
-    return ll.perceptron_task(dim=6, n_train=20, n_desired=10, n_test=10, dtype=F64, seed=3,
-                              kernels=kernels)
+    return ll.perceptron_task(
+        dim=6, n_train=20, n_desired=10, n_test=10, dtype=F64, seed=3, kernels=kernels
+    )
 
 
 def random_policy(steps, n, seed=0):
@@ -27,11 +28,11 @@ def unrolled_J(task, policy, lr):
     total = 0.0
     for t in range(len(policy)):
         losses = task.loss_fn(functional_call(task.model, params, (task.train[0],)), task.train[1])
-        grads = torch.autograd.grad((policy[t] * losses).sum(), list(params.values()),
-                                    create_graph=True)
+        grads = torch.autograd.grad(
+            (policy[t] * losses).sum(), list(params.values()), create_graph=True
+        )
         params = {k: p - lr * g for (k, p), g in zip(params.items(), grads)}
-        dl = task.loss_fn(functional_call(task.model, params, (task.desired[0],)),
-                          task.desired[1])
+        dl = task.loss_fn(functional_call(task.model, params, (task.desired[0],)), task.desired[1])
         total = total + dl.mean()
     return total
 
@@ -42,7 +43,8 @@ def finite_difference_check(task, policy, lr, grad, pairs, eps=1e-5):
         d = torch.zeros_like(policy)
         d[t, n], d[t, m] = eps, -eps
         fd = (ll.train(task, policy + d, lr).auc() - ll.train(task, policy - d, lr).auc()) / (
-            2 * eps)
+            2 * eps
+        )
         exact = float(grad[t, n] - grad[t, m])
         assert abs(fd - exact) <= 1e-6 * max(abs(fd), 1e-3), (t, n, m, fd, exact)
 
@@ -62,16 +64,21 @@ def test_perceptron_gradient_matches_finite_differences(checkpoint_every):
 
 @pytest.mark.parametrize("checkpoint_every", [None, 4])
 def test_mlp_gradient_matches_finite_differences(checkpoint_every):
-    task = mlp_task(dim=5, hidden=7, classes=3, n_train=24, n_desired=10, n_test=10, dtype=F64,
-                    chunk_size=10)
+    task = mlp_task(
+        dim=5, hidden=7, classes=3, n_train=24, n_desired=10, n_test=10, dtype=F64, chunk_size=10
+    )
     policy = random_policy(12, task.n_train, seed=1)
     J, grad = ll.policy_gradient(task, policy, 0.3, checkpoint_every=checkpoint_every)
     finite_difference_check(task, policy, 0.3, grad, PAIRS)
 
 
-@pytest.mark.parametrize("make", [small_perceptron,
-                                  lambda: mlp_task(dim=4, hidden=6, classes=3, n_train=15,
-                                                   n_desired=8, n_test=8, dtype=F64)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        small_perceptron,
+        lambda: mlp_task(dim=4, hidden=6, classes=3, n_train=15, n_desired=8, n_test=8, dtype=F64),
+    ],
+)
 def test_gradient_matches_unrolled_autograd(make):
     task = make()
     policy = random_policy(9, task.n_train, seed=2).requires_grad_(True)

@@ -41,21 +41,31 @@ def test_perceptron_task_matches_the_paper_setting():
 
 
 def test_perceptron_task_is_deterministic_per_seed():
-    a, b = ll.perceptron_task(dim=4, n_train=8, seed=5), ll.perceptron_task(dim=4, n_train=8, seed=5)
+    a, b = (
+        ll.perceptron_task(dim=4, n_train=8, seed=5),
+        ll.perceptron_task(dim=4, n_train=8, seed=5),
+    )
     c = ll.perceptron_task(dim=4, n_train=8, seed=6)
-    assert torch.equal(a.train[0], b.train[0]) and torch.equal(a.params0["weight"],
-                                                                b.params0["weight"])
+    assert torch.equal(a.train[0], b.train[0]) and torch.equal(
+        a.params0["weight"], b.params0["weight"]
+    )
     assert not torch.equal(a.train[0], c.train[0])
 
 
 def test_planted_kinds():
-    t = ll.perceptron_task(dim=16, n_train=200, dtype=F64, noisy=10, duplicates=0.05,
-                           combinations=10, easy=10)
+    t = ll.perceptron_task(
+        dim=16, n_train=200, dtype=F64, noisy=10, duplicates=0.05, combinations=10, easy=10
+    )
     k = t.kinds
-    assert [int(k[n].sum()) for n in ("noisy", "duplicates", "combinations", "easy")] == [10, 10,
-                                                                                        10, 10]
-    total = sum(k[n].to(torch.int) for n in ("noisy", "duplicates", "combinations", "easy",
-                                              "clean"))
+    assert [int(k[n].sum()) for n in ("noisy", "duplicates", "combinations", "easy")] == [
+        10,
+        10,
+        10,
+        10,
+    ]
+    total = sum(
+        k[n].to(torch.int) for n in ("noisy", "duplicates", "combinations", "easy", "clean")
+    )
     assert bool((total == 1).all()), "every example has exactly one kind"
     z, y = t.train
     teacher = t.info["teacher"]
@@ -73,8 +83,16 @@ def test_planted_kinds():
         torch.testing.assert_close(clean.T @ coef, z[i])
 
 
-@pytest.mark.parametrize("kwargs", [dict(dim=0), dict(n_train=-1), dict(noisy=-1),
-                                    dict(noisy=0.6, duplicates=0.5), dict(desired_noise=2)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(dim=0),
+        dict(n_train=-1),
+        dict(noisy=-1),
+        dict(noisy=0.6, duplicates=0.5),
+        dict(desired_noise=2),
+    ],
+)
 def test_perceptron_task_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         ll.perceptron_task(**{**dict(dim=4, n_train=10), **kwargs})
@@ -126,9 +144,15 @@ def test_divergence_names_the_step_and_learning_rate():
     model = nn.Linear(3, 1, bias=False).double()
     x = torch.randn(10, 3, dtype=F64, generator=torch.Generator().manual_seed(0)) * 10
     y = torch.zeros(10, dtype=F64)
-    task = ll.Task(model=model, params0={"weight": torch.ones(1, 3, dtype=F64)},
-                   train=(x, y), desired=(x, y), test=(x, y),
-                   loss_fn=lambda out, yy: (out[:, 0] - yy) ** 2, vocab_size=2)
+    task = ll.Task(
+        model=model,
+        params0={"weight": torch.ones(1, 3, dtype=F64)},
+        train=(x, y),
+        desired=(x, y),
+        test=(x, y),
+        loss_fn=lambda out, yy: (out[:, 0] - yy) ** 2,
+        vocab_size=2,
+    )
     with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=50"):
         ll.train(task, ll.uniform_policy(200, 10, dtype=F64), 50.0)
 
@@ -165,23 +189,25 @@ def test_contributions_closed_form(task):
     g_dsr = ((sigmoid(zd @ theta) - yd) @ zd) / len(yd)
     expected = (sigmoid(z @ theta) - y) * (z @ g_dsr)
     for kernels in ("logistic", "autodiff"):
-        torch.testing.assert_close(ll.contributions(task.with_(kernels=kernels), params),
-                                   expected, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(
+            ll.contributions(task.with_(kernels=kernels), params), expected, rtol=1e-12, atol=1e-15
+        )
 
 
 def test_contributions_of_a_chunked_mlp_match_per_example_gradients():
-    t = mlp_task(dim=5, hidden=6, classes=3, n_train=30, n_desired=12, n_test=12, dtype=F64,
-                 chunk_size=7)
+    t = mlp_task(
+        dim=5, hidden=6, classes=3, n_train=30, n_desired=12, n_test=12, dtype=F64, chunk_size=7
+    )
     params = {k: v.clone().requires_grad_(True) for k, v in t.params0.items()}
     (zd, yd), (z, y) = t.desired, t.train
     g_dsr = torch.autograd.grad(t.per_example_loss(params, zd, yd).mean(), list(params.values()))
     expected = []
     for n in range(30):
-        gn = torch.autograd.grad(t.per_example_loss(params, z[n:n + 1], y[n:n + 1]).sum(),
-                                 list(params.values()))
+        gn = torch.autograd.grad(
+            t.per_example_loss(params, z[n : n + 1], y[n : n + 1]).sum(), list(params.values())
+        )
         expected.append(sum((a * b).sum() for a, b in zip(g_dsr, gn)))
-    torch.testing.assert_close(ll.contributions(t), torch.stack(expected), rtol=1e-10,
-                               atol=1e-14)
+    torch.testing.assert_close(ll.contributions(t), torch.stack(expected), rtol=1e-10, atol=1e-14)
 
 
 def numpy_sim(ct, w):

@@ -38,9 +38,14 @@ def test_matches_brute_force_on_small_inputs():
 
 def test_matches_a_general_qp_solver():
     v = np.random.default_rng(1).normal(size=12)
-    res = minimize(lambda x: ((x - v) ** 2).sum(), np.full(12, 1 / 12), method="SLSQP",
-                   bounds=[(0, None)] * 12,
-                   constraints=[{"type": "eq", "fun": lambda x: x.sum() - 1}], tol=1e-14)
+    res = minimize(
+        lambda x: ((x - v) ** 2).sum(),
+        np.full(12, 1 / 12),
+        method="SLSQP",
+        bounds=[(0, None)] * 12,
+        constraints=[{"type": "eq", "fun": lambda x: x.sum() - 1}],
+        tol=1e-14,
+    )
     got = ll.project_simplex(torch.tensor(v)).numpy()
     np.testing.assert_allclose(got, res.x, atol=1e-6)
 
@@ -72,15 +77,17 @@ def test_idempotent_and_fixed_points():
 
 def test_ties_huge_and_tiny_values():
     ties = torch.tensor([[2.0, 2.0, 2.0, -1.0]], dtype=torch.float64)
-    torch.testing.assert_close(ll.project_simplex(ties),
-                               torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(
+        ll.project_simplex(ties), torch.tensor([[1 / 3, 1 / 3, 1 / 3, 0.0]], dtype=torch.float64)
+    )
     huge = torch.tensor([[1e30, 1e30 - 1e15, -1e30]], dtype=torch.float64)
     out = ll.project_simplex(huge)
     assert torch.isfinite(out).all() and abs(float(out.sum()) - 1) < 1e-12
     assert out[0, 0] == 1 and out[0, 2] == 0
     tiny = torch.full((3, 1000), 1e-300, dtype=torch.float64)
-    torch.testing.assert_close(ll.project_simplex(tiny), ll.uniform_policy(3, 1000,
-                                                                           dtype=torch.float64))
+    torch.testing.assert_close(
+        ll.project_simplex(tiny), ll.uniform_policy(3, 1000, dtype=torch.float64)
+    )
 
 
 def test_float32_any_leading_shape_and_the_sort_fallback():

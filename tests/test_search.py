@@ -39,8 +39,9 @@ def test_one_epoch_is_one_projected_gradient_step(task):
 
 
 def test_uniform_steps_and_linear_schedule(task):
-    res = ll.optimize_policy(task, 12, 0.5, 0.05, 4, uniform_steps=5, schedule="linear",
-                             progress=False)
+    res = ll.optimize_policy(
+        task, 12, 0.5, 0.05, 4, uniform_steps=5, schedule="linear", progress=False
+    )
     torch.testing.assert_close(res.policy[:5], ll.uniform_policy(5, 40, dtype=F64))
     assert not torch.allclose(res.policy[5:], ll.uniform_policy(7, 40, dtype=F64))
     assert res.column("outer_lr")[:4] == pytest.approx([0.05, 0.0375, 0.025, 0.0125])
@@ -71,8 +72,17 @@ def test_resume_reaches_the_same_policy(task, tmp_path):
         return 0.0, torch.zeros_like(policy)
 
     with pytest.raises(KeyboardInterrupt):
-        ll.optimize_policy(task, 15, 0.5, 0.05, 5, keep=(1, 4), checkpoint_dir=tmp_path,
-                           penalty=interrupt, progress=False)
+        ll.optimize_policy(
+            task,
+            15,
+            0.5,
+            0.05,
+            5,
+            keep=(1, 4),
+            checkpoint_dir=tmp_path,
+            penalty=interrupt,
+            progress=False,
+        )
     state = torch.load(tmp_path / "state.pt", weights_only=False)
     assert state["epoch"] == 2
 
@@ -80,8 +90,18 @@ def test_resume_reaches_the_same_policy(task, tmp_path):
         return 0.0, torch.zeros_like(policy)
 
     no_penalty.__name__ = "interrupt"  # same configuration as the interrupted search
-    resumed = ll.optimize_policy(task, 15, 0.5, 0.05, 5, keep=(1, 4), checkpoint_dir=tmp_path,
-                                 resume=True, penalty=no_penalty, progress=False)
+    resumed = ll.optimize_policy(
+        task,
+        15,
+        0.5,
+        0.05,
+        5,
+        keep=(1, 4),
+        checkpoint_dir=tmp_path,
+        resume=True,
+        penalty=no_penalty,
+        progress=False,
+    )
     torch.testing.assert_close(resumed.policy, full.policy, rtol=0, atol=0)
     assert resumed.column("J") == pytest.approx(full.column("J"), rel=1e-14)
     assert sorted(resumed.kept) == [1, 4]
@@ -91,14 +111,16 @@ def test_resume_reaches_the_same_policy(task, tmp_path):
 def test_resume_refuses_a_different_search(task, tmp_path):
     ll.optimize_policy(task, 10, 0.5, 0.05, 1, checkpoint_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="different search"):
-        ll.optimize_policy(task, 10, 0.5, 0.07, 2, checkpoint_dir=tmp_path, resume=True,
-                           progress=False)
+        ll.optimize_policy(
+            task, 10, 0.5, 0.07, 2, checkpoint_dir=tmp_path, resume=True, progress=False
+        )
     with pytest.raises(ValueError, match="checkpoint_dir"):
         ll.optimize_policy(task, 10, 0.5, 0.05, 1, resume=True, progress=False)
 
 
-@pytest.mark.parametrize("kwargs", [dict(epochs=-1), dict(schedule="cosine"),
-                                    dict(uniform_steps=11), dict(outer_lr=0.0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(epochs=-1), dict(schedule="cosine"), dict(uniform_steps=11), dict(outer_lr=0.0)]
+)
 def test_bad_arguments(task, kwargs):
     args = dict(steps=10, lr=0.5, outer_lr=0.05, epochs=1, progress=False) | kwargs
     with pytest.raises(ValueError):
