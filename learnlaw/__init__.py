@@ -7,10 +7,21 @@ The public API, by concept:
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
 * policy search: :func:`optimize_policy`
+* learning as compression: :func:`compress`, :func:`decompress`, :func:`encode`
 * the Learning Law: :func:`contributions`, :func:`sim`, :func:`learning_speeds`, ...
 """
 
 from learnlaw.adjoint import adjoint_sweep, policy_gradient
+from learnlaw.compress import (
+    CoderConfig,
+    CompressionError,
+    Encoded,
+    compress,
+    compressed_bits_bound,
+    decompress,
+    encode,
+    prequential_code_length,
+)
 from learnlaw.law import (
     contribution_trajectory,
     contributions,
@@ -29,6 +40,14 @@ from learnlaw.training import DivergenceError, Run, train
 __version__ = "0.1.0"
 
 __all__ = [
+    "CoderConfig",
+    "CompressionError",
+    "Encoded",
+    "compress",
+    "compressed_bits_bound",
+    "decompress",
+    "encode",
+    "prequential_code_length",
     "DivergenceError",
     "ParamSpec",
     "PolicyError",
