@@ -7,6 +7,8 @@ The public API, by concept:
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
 * policy search: :func:`optimize_policy`
+* scaling laws: :func:`fit_scaling_law`, :func:`acceleration_ratio`; sweeps:
+  ``python -m learnlaw.sweep`` (:func:`learnlaw.sweep.run_sweep`)
 * learning as compression: :func:`compress`, :func:`decompress`, :func:`encode`
 * the Learning Law: :func:`contributions`, :func:`sim`, :func:`learning_speeds`, ...
 """
@@ -33,13 +35,28 @@ from learnlaw.law import (
 from learnlaw.metrics import auc, compression_ratio, empirical_acceleration, reach_step
 from learnlaw.perceptron import perceptron_task
 from learnlaw.policy import PolicyError, project_simplex, uniform_policy, validate_policy
+from learnlaw.scaling import (
+    ScalingFit,
+    acceleration_ratio,
+    acceleration_ratio_closed_form,
+    empirical_acceleration_ratio,
+    fit_scaling_law,
+    fit_scaling_laws,
+)
 from learnlaw.search import SearchResult, optimize_policy
+from learnlaw.sweep import run_sweep
 from learnlaw.task import ParamSpec, Task
 from learnlaw.training import DivergenceError, Run, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ScalingFit",
+    "acceleration_ratio",
+    "acceleration_ratio_closed_form",
+    "empirical_acceleration_ratio",
+    "fit_scaling_law",
+    "fit_scaling_laws",
     "CoderConfig",
     "CompressionError",
     "Encoded",
@@ -68,6 +85,7 @@ __all__ = [
     "policy_gradient",
     "project_simplex",
     "reach_step",
+    "run_sweep",
     "sim",
     "train",
     "uniform_policy",

@@ -10,6 +10,8 @@ import math
 import torch
 from torch import Tensor
 
+from learnlaw.scaling import empirical_acceleration_ratio
+
 __all__ = ["auc", "compression_ratio", "reach_step", "empirical_acceleration"]
 
 
@@ -56,16 +58,10 @@ def reach_step(curve, level: float) -> int | None:
 
 
 def empirical_acceleration(reference, curve) -> float:
-    """AR = T / min{t : curve[t] ≤ reference[T]} (paper Eq. 9, left-hand form).
+    """AR = T / min{t : curve[t] ≤ reference[T]} (paper Eq. 9, left-hand form) at the final T.
 
-    How many times fewer steps ``curve`` needs to reach the final loss of ``reference``.
-    Both curves have T+1 entries. Returns ``nan`` when ``curve`` never reaches that loss
-    (it is then slower than the reference at every step).
+    How many times fewer steps ``curve`` needs to reach the final loss of ``reference``; ``nan``
+    when it never gets there. A shorthand for
+    :func:`learnlaw.scaling.empirical_acceleration_ratio` (which also takes other T).
     """
-    ref, cur = _curve(reference), _curve(curve)
-    if len(ref) != len(cur):
-        raise ValueError(f"curves of different lengths: {len(ref)} and {len(cur)}")
-    t = reach_step(cur, float(ref[-1]))
-    if t is None:
-        return float("nan")
-    return (len(ref) - 1) / max(t, 1)
+    return empirical_acceleration_ratio(reference, curve)
