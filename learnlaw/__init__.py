@@ -46,11 +46,25 @@ from learnlaw.scaling import (
 from learnlaw.search import SearchResult, optimize_policy
 from learnlaw.sweep import run_sweep
 from learnlaw.task import ParamSpec, Task
+from learnlaw.theory import (
+    KKTReport,
+    ProjectionKKT,
+    fd_directional_derivative,
+    future_contributions,
+    kkt_report,
+    projection_kkt,
+)
 from learnlaw.training import DivergenceError, Run, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "KKTReport",
+    "ProjectionKKT",
+    "fd_directional_derivative",
+    "future_contributions",
+    "kkt_report",
+    "projection_kkt",
     "ScalingFit",
     "acceleration_ratio",
     "acceleration_ratio_closed_form",
