@@ -2,7 +2,8 @@
 
 The public API, by concept:
 
-* tasks: :class:`Task`, :func:`perceptron_task`
+* tasks: :class:`Task`, :func:`perceptron_task`, :func:`transformer_task` (with
+  :class:`Transformer`, :func:`generate_stories`, :func:`train_tokenizer`, :func:`perturb`)
 * policies: :func:`uniform_policy`, :func:`validate_policy`, :func:`project_simplex`
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
@@ -32,6 +33,7 @@ from learnlaw.law import (
     sim,
     zero_weight_fraction,
 )
+from learnlaw.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
 from learnlaw.metrics import auc, compression_ratio, empirical_acceleration, reach_step
 from learnlaw.perceptron import perceptron_task
 from learnlaw.policy import PolicyError, project_simplex, uniform_policy, validate_policy
@@ -44,8 +46,17 @@ from learnlaw.scaling import (
     fit_scaling_laws,
 )
 from learnlaw.search import SearchResult, optimize_policy
+from learnlaw.stories import generate_stories
 from learnlaw.sweep import run_sweep
 from learnlaw.task import ParamSpec, Task
+from learnlaw.text import (
+    decode_sequences,
+    encode_sequences,
+    load_tinystories,
+    perturb,
+    perturb_fraction,
+    train_tokenizer,
+)
 from learnlaw.theory import (
     KKTReport,
     ProjectionKKT,
@@ -55,10 +66,26 @@ from learnlaw.theory import (
     projection_kkt,
 )
 from learnlaw.training import DivergenceError, Run, train
+from learnlaw.transformer import Transformer, TransformerConfig, count_params, sequence_loss
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "transformer_task",
+    "PRESETS",
+    "PAPER_SCALE",
+    "CPU_SCALE",
+    "Transformer",
+    "TransformerConfig",
+    "sequence_loss",
+    "count_params",
+    "generate_stories",
+    "train_tokenizer",
+    "encode_sequences",
+    "decode_sequences",
+    "perturb",
+    "perturb_fraction",
+    "load_tinystories",
     "KKTReport",
     "ProjectionKKT",
     "fd_directional_derivative",
