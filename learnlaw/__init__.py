@@ -47,7 +47,6 @@ from learnlaw.scaling import (
 )
 from learnlaw.search import SearchResult, optimize_policy
 from learnlaw.stories import generate_stories
-from learnlaw.sweep import run_sweep
 from learnlaw.task import ParamSpec, Task
 from learnlaw.text import (
     decode_sequences,
@@ -126,7 +125,6 @@ __all__ = [
     "policy_gradient",
     "project_simplex",
     "reach_step",
-    "run_sweep",
     "sim",
     "train",
     "uniform_policy",

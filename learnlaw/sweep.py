@@ -30,6 +30,7 @@ import io
 import itertools
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -152,37 +153,55 @@ def _is_done(run_dir: Path, results_name: str) -> bool:
     return True
 
 
+class _RunFailed(Exception):
+    """papermill's process failed; the message is its last line of stderr (the error)."""
+
+
 # -- one run (in this thread or a worker thread) ------------------------------------------------
 def _execute(notebook, run_dir, params, results_param, results_name, kernel_name, timeout):
     """Run the notebook once; returns ``(status, error)``. Never raises."""
-    import papermill
-
-    run_dir = Path(run_dir)
+    # papermill runs in a child process: its `cwd` option would chdir this whole process, which
+    # breaks parallel runs (threads share one working directory) and the caller's own paths.
+    run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in ("done", "error.txt", results_name):
         (run_dir / name).unlink(missing_ok=True)
     _write_atomic(run_dir / "params.json", json.dumps(params, indent=1))
+    params_file = run_dir / "parameters.json"  # JSON is YAML, which papermill's -f reads
+    _write_atomic(params_file, json.dumps({**params, results_param: str(run_dir / results_name)}))
     out_nb = run_dir / "notebook.ipynb"
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(Path(notebook).resolve()),
+        str(out_nb),
+        "-f",
+        str(params_file),
+        "-k",
+        kernel_name,
+        "--no-progress-bar",
+        "--cwd",
+        str(Path(notebook).resolve().parent),
+    ]
+    if timeout is not None:
+        cmd += ["--execution-timeout", str(int(timeout))]
     start = time.time()
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(out_nb),
-            parameters={**params, results_param: str(run_dir / results_name)},
-            kernel_name=kernel_name,
-            progress_bar=False,
-            cwd=str(Path(notebook).parent),
-            execution_timeout=timeout,
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            raise _RunFailed(lines[-1] if lines else f"papermill exited {proc.returncode}")
         _read_results(run_dir / results_name)
     except Exception as e:  # noqa: BLE001 - a failed run is reported, the sweep goes on
-        if type(e).__name__ == "PapermillExecutionError":
-            error = f"{e.ename}: {e.evalue} (cell [{e.exec_count}])"
+        if isinstance(e, _RunFailed):
+            error = str(e)
         elif isinstance(e, FileNotFoundError) and not (run_dir / results_name).exists():
             error = f"the notebook wrote no results to {results_param} ({run_dir / results_name})"
         else:
             error = f"{type(e).__name__}: {e}"
-        _write_atomic(run_dir / "error.txt", error + "\n\n" + traceback.format_exc())
+        detail = proc.stderr if "proc" in locals() else traceback.format_exc()
+        _write_atomic(run_dir / "error.txt", error + "\n\n" + detail)
         return "failed", error
     marker = dict(params=params, seconds=round(time.time() - start, 3), finished=time.time())
     _write_atomic(run_dir / "done", json.dumps(marker))
