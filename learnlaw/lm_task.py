@@ -40,7 +40,9 @@ PAPER_SCALE = dict(
     lr=0.1, steps=4000, outer_lr=0.4, epochs=15,
 )
 """The paper's Transformer setting (App. D; its code runs 20 outer epochs, the paper says 15;
-``chunk_size`` is the code's ``--batch-size 512``)."""
+``chunk_size`` is the code's ``--batch-size 512``). ``outer_lr`` is the paper's ε for ITS
+objective, the mean (Σ_t L)/T; :func:`learnlaw.optimize_policy` steps on J as a sum over t, so
+pass ``outer_lr / steps`` (= 1e-4) there."""
 
 CPU_SCALE = dict(
     n_train=256, n_desired=64, n_test=64, max_len=32, vocab_size=512,
