@@ -112,3 +112,24 @@ def test_bad_checkpointing_argument():
     task = small_perceptron()
     with pytest.raises(ValueError, match="checkpoint_every"):
         ll.policy_gradient(task, random_policy(4, 20), 0.5, checkpoint_every=0)
+
+
+def test_tiny_transformer_gradient_matches_finite_differences():
+    from learnlaw.lm_task import transformer_task
+
+    task = transformer_task(
+        n_train=6,
+        n_desired=3,
+        n_test=3,
+        max_len=8,
+        vocab_size=260,
+        d_model=8,
+        n_heads=2,
+        n_layers=1,
+        dtype=F64,
+        chunk_size=4,
+    )
+    policy = random_policy(5, task.n_train, seed=7)
+    J, grad = ll.policy_gradient(task, policy, 0.5, checkpoint_every=2)
+    assert J == pytest.approx(ll.train(task, policy, 0.5).auc(), rel=1e-12)
+    finite_difference_check(task, policy, 0.5, grad, [(0, 0, 1), (2, 5, 3), (4, 2, 4)])
