@@ -1,8 +1,8 @@
 """Benchmark: one policy epoch against one plain training run.
 
-    python -m learnlaw.bench [--device cpu|cuda] [--dtype float32|float64] [--repeat 3]
+    python -m learnlaw.bench [--device cpu|cuda] [--dtype float32|float64] [--repeat 3] [--threads 1]
 
-prints one JSON line per case: the task, T, N, P, the seconds of a plain training run (uniform
+prints one JSON line per case: the task, its step kernels, T, N, P, the seconds of a plain training run (uniform
 policy, recording the desired-loss curve), of one policy epoch (adjoint sweep + projection +
 update), their ratio, and the peak trajectory memory (floats held for θ's, and bytes on a GPU).
 Times are the best of ``--repeat`` runs. Ratios, not absolute times, are what carry over
@@ -57,6 +57,7 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
     t_epoch = _best(epoch, repeat, device)
     return dict(
         task=task.name,
+        kernels=task.kernels,
         T=steps,
         N=task.n_train,
         P=task.n_params,
@@ -80,7 +81,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's); 1 is steadier on a shared machine",
+    )
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     if args.quick:
@@ -107,6 +116,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 0.1,
             ),
         ]
+    # the multi-layer model with both autodiff reverse steps (jvp of the gradient, and a double
+    # backward): which one is faster depends on the device
+    cases += [(t.with_(kernels="autodiff_rr"), s, lr) for t, s, lr in cases if t.name == "mlp"]
     rows = []
     for task, steps, lr in cases:
         for ck in (None, "auto"):

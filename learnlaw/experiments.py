@@ -181,6 +181,9 @@ class LawDiagnostics:
         sim: mean of the defined SIM_t.
         zero_fraction_noncontrib: Property 4.1, the share of γ_{t,n} = 0 among the pairs with
             CT_{t,n} ≤ 0 (over t < ``before``).
+        noncontrib_per_step: ``(T,)`` the number of examples with CT_{t,n} ≤ 0 at each step.
+        zero_noncontrib_per_step: ``(T,)`` how many of those have γ_{t,n} = 0; the Property 4.1
+            fraction over a window of steps is the ratio of the two sums over the window.
         learned_count: the number of pairs (t, n) with l_n(θ_t) < ``loss_threshold``.
         learned_below: share of those pairs with γ_{t,n} < 0.2·max_m γ_{t,m} (Property 4.2).
         learned_cdf: the empirical CDF of γ_{t,n}/max_m γ_{t,m} over those pairs at
@@ -195,6 +198,8 @@ class LawDiagnostics:
     sim_per_step: Tensor
     sim: float
     zero_fraction_noncontrib: float
+    noncontrib_per_step: Tensor
+    zero_noncontrib_per_step: Tensor
     learned_count: int
     learned_below: float
     learned_cdf: Tensor
@@ -242,6 +247,9 @@ def law_diagnostics(
     sims = sim(ct, gamma)
     stop = len(gamma) if before is None else int(before)
     zf = zero_weight_fraction(gamma[:stop], ct[:stop])
+    noncontrib = ct <= 0
+    per_step = noncontrib.sum(1)
+    zero_per_step = (noncontrib & (gamma == 0)).sum(1)
     head_ct = ct[:head].clone()
     del ct
     kernels = kernels_for(task)
@@ -267,6 +275,8 @@ def law_diagnostics(
         sim_per_step=sims.per_step,
         sim=sims.mean,
         zero_fraction_noncontrib=zf,
+        noncontrib_per_step=per_step,
+        zero_noncontrib_per_step=zero_per_step,
         learned_count=len(ratios),
         learned_below=below,
         learned_cdf=cdf,

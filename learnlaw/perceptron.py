@@ -54,6 +54,7 @@ def perceptron_task(
     easy: float | int = 0,
     easy_margin: float = 50.0,
     desired_noise: float = 0.0,
+    desired_pool: int | None = None,
     kernels: str = "logistic",
 ) -> Task:
     """Build the paper's perceptron task, optionally with planted example kinds.
@@ -71,6 +72,13 @@ def perceptron_task(
     ``kinds["clean"]`` marks the rest. Note that with D < N every training set is already
     linearly dependent; the planted ones are dependent on purpose and by construction.
 
+    One generator draws, in order, the teacher, the training inputs, the desired inputs and the
+    test inputs, so the test set of a task with K desired examples *is* desired examples
+    K … K + n_test − 1 of a task with a larger K. Never pair the test set of one task with the
+    desired set of another; to compare several K on one test set, give every task the same
+    ``desired_pool`` ≥ max K: the desired sets are then the first K of one pool of draws
+    (nested), and the teacher, training set, test set and θ₀ are identical for every K.
+
     Args:
         dim: D, the input dimension (= P, the number of parameters).
         n_train, n_desired, n_test: N, K and the test-set size.
@@ -79,6 +87,8 @@ def perceptron_task(
         train_std: std of the training inputs (paper: √3, i.e. covariance 3I).
         desired_mean: mean of every coordinate of the desired/test inputs (paper: 0.5).
         desired_noise: probability of flipping a desired-set label (test labels stay clean).
+        desired_pool: draw this many desired inputs (and label flips) and keep the first K;
+            ``None`` means K. Costs nothing but the extra draws.
         kernels: ``"logistic"`` (closed-form fast path) or ``"autodiff"`` (torch.func).
 
     Returns:
@@ -92,13 +102,18 @@ def perceptron_task(
     ):
         if not (isinstance(v, int) and v >= 1):
             raise ValueError(f"{name} must be a positive int, got {v!r}")
+    pool = n_desired if desired_pool is None else desired_pool
+    if not (isinstance(pool, int) and pool >= n_desired):
+        raise ValueError(
+            f"desired_pool must be an int ≥ n_desired = {n_desired}, got {desired_pool!r}"
+        )
     if not 0 <= desired_noise <= 1:
         raise ValueError(f"desired_noise is a probability in [0, 1], got {desired_noise!r}")
     g = torch.Generator().manual_seed(seed)
     f64 = torch.float64
     teacher = torch.randn(dim, generator=g, dtype=f64) * dim**0.25  # N(0, √D I)
     z_trn = torch.randn(n_train, dim, generator=g, dtype=f64) * train_std
-    z_dsr = torch.randn(n_desired, dim, generator=g, dtype=f64) + desired_mean
+    z_dsr = torch.randn(pool, dim, generator=g, dtype=f64)[:n_desired] + desired_mean
     z_tst = torch.randn(n_test, dim, generator=g, dtype=f64) + desired_mean
 
     counts = {
@@ -140,7 +155,7 @@ def perceptron_task(
         z_trn[i], y_trn[i] = z_trn[j], y_trn[j]
     y_trn[kinds["noisy"]] = 1 - y_trn[kinds["noisy"]]
     y_dsr = (z_dsr @ teacher > 0).to(f64)
-    flip = torch.rand(n_desired, generator=g, dtype=f64) < desired_noise
+    flip = torch.rand(pool, generator=g, dtype=f64)[:n_desired] < desired_noise
     y_dsr[flip] = 1 - y_dsr[flip]
     y_tst = (z_tst @ teacher > 0).to(f64)
 
@@ -169,6 +184,7 @@ def perceptron_task(
             n_desired=n_desired,
             n_test=n_test,
             seed=seed,
+            desired_pool=pool,
             train_std=train_std,
             desired_mean=desired_mean,
             planted=counts,

@@ -79,7 +79,9 @@ class Task:
         chunk_size: full-batch quantities over a split are accumulated in chunks of this many
             examples (``None``: one chunk). Memory of one chunk's activations, not of N.
         kinds: boolean masks of shape ``(N,)`` naming planted example kinds (e.g. ``"noisy"``).
-        kernels: which step kernels compute gradients: ``"autodiff"`` (torch.func, any model)
+        kernels: which step kernels compute gradients: ``"autodiff"`` (torch.func, any model;
+            the reverse step is a jvp of the gradient), ``"autodiff_rr"`` (any model; the
+            reverse step is a double backward, faster on a CPU, see :mod:`learnlaw.kernels`)
             or a closed-form kernel that the task's builder guarantees is valid
             (``"logistic"`` for a bias-free linear model with a sigmoid/BCE loss).
         info: free-form description of how the task was built (sizes, seeds, ...).

@@ -13,17 +13,24 @@ chapter's policy search (Eq. 6 from the uniform policy, ε = 1e-4 decaying linea
 500 epochs; 200 epochs for the variants of K = 512 that only ask whether anything transfers at
 all) and one change:
 
-* ``K=<k>``: k desired examples instead of 512 (a superset of them); the test set and θ₀ stay
-  those of the base task for every variant;
+* ``K=<k>``: k desired examples instead of 512. Every variant draws its desired set as the first
+  K of one pool of 4096 draws (``perceptron_task(desired_pool=4096)``), so the desired sets are
+  nested and the teacher, training set, test set and θ₀ are the same for every variant; the
+  test set comes after the pool and overlaps no desired set. (Without the pool, the test set
+  of K = 512 would be desired examples 512…1023 of K = 1024.) The K = 512 variant is
+  therefore not the chapter's paper-setting task: same sizes, other desired and test draws;
 * ``holdout``: the search sees 384 of the 512 desired examples; the other 128 choose the epoch
   to stop at (early stopping), and the chosen policy is evaluated on the test set;
 * ``entropy``, ``smoothness``: a regulariser on γ (learnlaw.experiments) added to J;
 * ``noisy``: 10% of the training labels flipped (the paper's data have none);
-* ``noisy+K=4096``: both.
+* ``noisy+K=4096``: both;
+* ``K=4096 long``: K = 4096 with 1000 epochs at a constant ε = 1e-4 (does a longer search
+  transfer further?).
 
 For each variant the file records the desired- and test-set acceleration (paper Eq. 9, against
 the uniform policy on the same task) and compression ratios of the policies at a few epochs,
-and the per-epoch test-set record of the search.
+on the 512 test examples (``kept``, ``chosen``) and on 16384 test examples of the desired
+distribution (``kept_large``, ``chosen_large``), and the per-epoch test-set record of the search.
 """
 
 from __future__ import annotations
@@ -48,9 +55,12 @@ from learnlaw.experiments import (  # noqa: E402
     smoothness_penalty,
 )
 from learnlaw.perceptron import perceptron_task  # noqa: E402
+from learnlaw.policy import uniform_policy  # noqa: E402
 from learnlaw.search import optimize_policy  # noqa: E402
+from learnlaw.training import train  # noqa: E402
 
-BASE = dict(dim=128, n_train=4096, n_desired=512, n_test=512, seed=0)
+BASE = dict(dim=128, n_train=4096, n_desired=512, n_test=512, seed=0, desired_pool=4096)
+LARGE_TEST = 16384
 SEARCH = dict(steps=2000, lr=0.1, outer_lr=1e-4, schedule="linear")
 
 VARIANTS = {
@@ -58,12 +68,12 @@ VARIANTS = {
     "K=1024": dict(task=dict(n_desired=1024)),
     "K=2048": dict(task=dict(n_desired=2048)),
     "K=4096": dict(task=dict(n_desired=4096)),
-    "K=8192": dict(task=dict(n_desired=8192)),
     "holdout": dict(task=dict(n_desired=512), holdout=128, epochs=200),
     "entropy": dict(task=dict(n_desired=512), penalty=("entropy", 0.1), epochs=200),
     "smoothness": dict(task=dict(n_desired=512), penalty=("smoothness", 1000.0), epochs=200),
     "noisy": dict(task=dict(n_desired=512, noisy=0.1), epochs=200),
     "noisy+K=4096": dict(task=dict(n_desired=4096, noisy=0.1)),
+    "K=4096 long": dict(task=dict(n_desired=4096), epochs=1000, search=dict(schedule="constant")),
 }
 PENALTIES = {"entropy": entropy_penalty, "smoothness": smoothness_penalty}
 
@@ -79,16 +89,24 @@ def _clean(x):
     return x
 
 
-def run_variant(name: str, spec: dict, epochs: int, progress: bool) -> dict:
+def run_variant(
+    name: str, spec: dict, epochs: int, progress: bool, policy_dir: Path | None = None
+) -> dict:
     task_kw = {**BASE, **spec["task"]}
     base = perceptron_task(**BASE)
     task = perceptron_task(**task_kw)
-    # perceptron_task draws teacher, training inputs, desired inputs, test inputs and θ₀ from one
-    # generator in that order, so a different K changes the test set and θ₀. Use the base
-    # task's: every variant is then judged on the same 512 test examples from the same start
-    # (the first 512 desired examples are also the same for every K).
-    assert torch.equal(task.info["teacher"], base.info["teacher"])
-    task = task.with_(test=base.test, params0=base.params0)
+    # With one desired_pool for every variant the desired sets are nested (the first K of one
+    # pool of draws) and the teacher, training set, test set and θ₀ are identical for every K,
+    # and no test example is a desired example of any variant.
+    for a, b in ((task.test, base.test), (task.train[:1], base.train[:1])):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert torch.equal(task.params0["weight"], base.params0["weight"])
+    # A test set of 512 is what the paper uses, but one crossing of one curve decides AR, and on
+    # 512 examples it depends a lot on which examples were drawn. Every policy is therefore also
+    # evaluated on LARGE_TEST examples of the desired distribution (the first 512 are the test
+    # set above).
+    large = task.with_(test=perceptron_task(**{**task_kw, "n_test": LARGE_TEST}).test)
+    assert torch.equal(large.test[0][: BASE["n_test"]], task.test[0])
     search_task = task
     if "holdout" in spec:
         search_task = holdout_split(task, spec["holdout"], seed=0)
@@ -99,24 +117,28 @@ def run_variant(name: str, spec: dict, epochs: int, progress: bool) -> dict:
     step = 25 if "holdout" in spec else 100
     keep = sorted(set(range(0, epochs + 1, step)) | {epochs})
     start = time.perf_counter()
+    search = {**SEARCH, **spec.get("search", {})}
     res = optimize_policy(
-        search_task, epochs=epochs, keep=keep, penalty=penalty, progress=progress, **SEARCH
+        search_task, epochs=epochs, keep=keep, penalty=penalty, progress=progress, **search
     )
     seconds = time.perf_counter() - start
-    baseline = None
-    if "holdout" in spec:  # the search's baseline was evaluated on the holdout as "test"
-        from learnlaw.policy import uniform_policy
-        from learnlaw.training import train
-
-        baseline = train(task, uniform_policy(SEARCH["steps"], task.n_train), SEARCH["lr"])
-    else:
-        baseline = res.baseline
-    evaluated = {e: evaluate_policy(task, p, SEARCH["lr"], baseline) for e, p in res.kept.items()}
+    if policy_dir is not None:
+        policy_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(res.kept, policy_dir / f"{name.replace(' ', '_')}.pt")
+    uniform = uniform_policy(SEARCH["steps"], task.n_train)
+    # (for holdout, the search's own baseline was evaluated on the holdout as "test")
+    baseline = train(task, uniform, SEARCH["lr"])
+    baseline_large = train(large, uniform, SEARCH["lr"])
+    lr = SEARCH["lr"]
+    evaluated = {e: evaluate_policy(task, p, lr, baseline) for e, p in res.kept.items()}
+    evaluated_large = {
+        e: evaluate_policy(large, p, lr, baseline_large) for e, p in res.kept.items()
+    }
     out = dict(
         name=name,
         task=task_kw,
         search=dict(
-            SEARCH,
+            search,
             epochs=epochs,
             penalty=None if penalty is None else penalty.__name__,
             holdout=spec.get("holdout"),
@@ -125,8 +147,10 @@ def run_variant(name: str, spec: dict, epochs: int, progress: bool) -> dict:
             cr_desired=baseline.compression_ratio("desired"),
             cr_test=baseline.compression_ratio("test"),
             final_test=float(baseline.test_loss[-1]),
+            cr_test_large=baseline_large.compression_ratio("test"),
         ),
         kept={str(e): v for e, v in sorted(evaluated.items())},
+        kept_large={str(e): v for e, v in sorted(evaluated_large.items())},
         history={k: res.column(k) for k in ("epoch", "J", "cr_test", "ar_test")},
         seconds=round(seconds, 1),
     )
@@ -136,11 +160,11 @@ def run_variant(name: str, spec: dict, epochs: int, progress: bool) -> dict:
         hold = {h["epoch"]: h["cr_test"] for h in res.history}
         best = max(res.kept, key=lambda e: hold[e])
         out["holdout_cr"] = {str(e): hold[e] for e in sorted(res.kept)}
-        out["chosen_epoch"] = best
-        out["chosen"] = evaluated[best]
     else:
-        out["chosen_epoch"] = epochs
-        out["chosen"] = evaluated[epochs]
+        best = epochs
+    out["chosen_epoch"] = best
+    out["chosen"] = evaluated[best]
+    out["chosen_large"] = evaluated_large[best]
     return _clean(out)
 
 
@@ -159,6 +183,11 @@ def main(argv=None) -> None:
     # threads; on a busy 2-core machine one thread ran an epoch 2.4× faster than two.
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--progress", action="store_true", help="show a progress bar per search")
+    ap.add_argument(
+        "--policy-dir",
+        default=None,
+        help="also save each variant's kept policies there (32 MB each)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.only or list(VARIANTS)
@@ -172,6 +201,7 @@ def main(argv=None) -> None:
         command="python scripts/perceptron_variants.py"
         + (f" --epochs {args.epochs}" if args.epochs is not None else ""),
         base_task=BASE,
+        large_test=LARGE_TEST,
         search=SEARCH,
         torch=torch.__version__,
         python=platform.python_version(),
@@ -183,11 +213,14 @@ def main(argv=None) -> None:
             print(f"{name}: already in {out}, skipped", flush=True)
             continue
         print(f"{name}: searching ...", flush=True)
-        done[name] = run_variant(name, VARIANTS[name], epochs, args.progress)
+        policy_dir = Path(args.policy_dir) if args.policy_dir else None
+        done[name] = run_variant(name, VARIANTS[name], epochs, args.progress, policy_dir)
         c = done[name]["chosen"]
         print(
             f"{name}: epoch {done[name]['chosen_epoch']}, AR desired {c['ar_desired']}, "
-            f"AR test {c['ar_test']}, CR test {c['cr_test']} ({done[name]['seconds']} s)",
+            f"AR test {c['ar_test']}, CR test {c['cr_test']}, AR/CR on {LARGE_TEST} test "
+            f"examples {done[name]['chosen_large']['ar_test']}/"
+            f"{done[name]['chosen_large']['cr_test']} ({done[name]['seconds']} s)",
             flush=True,
         )
         # merge with the file as it is now, so that two runs with different --only can share it

@@ -62,11 +62,15 @@ def test_perceptron_gradient_matches_finite_differences(checkpoint_every):
     finite_difference_check(task, policy, 0.5, grad, PAIRS)
 
 
+AUTODIFF = ["autodiff", "autodiff_rr"]  # forward-over-reverse and reverse-over-reverse
+
+
+@pytest.mark.parametrize("kernels", AUTODIFF)
 @pytest.mark.parametrize("checkpoint_every", [None, 4])
-def test_mlp_gradient_matches_finite_differences(checkpoint_every):
+def test_mlp_gradient_matches_finite_differences(checkpoint_every, kernels):
     task = mlp_task(
         dim=5, hidden=7, classes=3, n_train=24, n_desired=10, n_test=10, dtype=F64, chunk_size=10
-    )
+    ).with_(kernels=kernels)
     policy = random_policy(12, task.n_train, seed=1)
     J, grad = ll.policy_gradient(task, policy, 0.3, checkpoint_every=checkpoint_every)
     finite_difference_check(task, policy, 0.3, grad, PAIRS)
@@ -77,6 +81,9 @@ def test_mlp_gradient_matches_finite_differences(checkpoint_every):
     [
         small_perceptron,
         lambda: mlp_task(dim=4, hidden=6, classes=3, n_train=15, n_desired=8, n_test=8, dtype=F64),
+        lambda: mlp_task(
+            dim=4, hidden=6, classes=3, n_train=15, n_desired=8, n_test=8, dtype=F64
+        ).with_(kernels="autodiff_rr"),
     ],
 )
 def test_gradient_matches_unrolled_autograd(make):
@@ -89,12 +96,32 @@ def test_gradient_matches_unrolled_autograd(make):
     torch.testing.assert_close(grad, g_ref, rtol=1e-9, atol=1e-12)
 
 
-def test_closed_form_and_autodiff_kernels_agree():
+@pytest.mark.parametrize("kernels", AUTODIFF)
+def test_closed_form_and_autodiff_kernels_agree(kernels):
     policy = random_policy(10, 20, seed=4)
     J1, g1 = ll.policy_gradient(small_perceptron("logistic"), policy, 0.5)
-    J2, g2 = ll.policy_gradient(small_perceptron("autodiff"), policy, 0.5)
+    J2, g2 = ll.policy_gradient(small_perceptron(kernels), policy, 0.5)
     assert J1 == pytest.approx(J2, rel=1e-13)
     torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-14)
+
+
+def test_linear_model_reverse_over_reverse():
+    # a loss linear in θ has no second-order graph: the double backward must give H v = 0
+    from learnlaw.kernels import ReverseOverReverseKernels
+
+    task = small_perceptron("autodiff_rr").with_(loss_fn=lambda logits, y: -(logits[:, 0] * y))
+    theta = task.params0["weight"].reshape(-1)
+    v = torch.randn(theta.shape, dtype=F64, generator=torch.Generator().manual_seed(0))
+    gamma = torch.full((task.n_train,), 1 / task.n_train, dtype=F64)
+    hv, dots = ReverseOverReverseKernels(task).reverse(theta, gamma, v)
+    assert bool((hv == 0).all())
+    x, y = task.train
+    torch.testing.assert_close(dots, -(x @ v) * y)
+
+
+def test_unknown_kernels():
+    with pytest.raises(ValueError, match="autodiff_rr"):
+        ll.policy_gradient(small_perceptron("nope"), random_policy(4, 20), 0.5)
 
 
 def test_checkpointing_memory_and_equality():
@@ -114,7 +141,8 @@ def test_bad_checkpointing_argument():
         ll.policy_gradient(task, random_policy(4, 20), 0.5, checkpoint_every=0)
 
 
-def test_tiny_transformer_gradient_matches_finite_differences():
+@pytest.mark.parametrize("kernels", AUTODIFF)
+def test_tiny_transformer_gradient_matches_finite_differences(kernels):
     from learnlaw.lm_task import transformer_task
 
     task = transformer_task(
@@ -128,7 +156,7 @@ def test_tiny_transformer_gradient_matches_finite_differences():
         n_layers=1,
         dtype=F64,
         chunk_size=4,
-    )
+    ).with_(kernels=kernels)
     policy = random_policy(5, task.n_train, seed=7)
     J, grad = ll.policy_gradient(task, policy, 0.5, checkpoint_every=2)
     assert J == pytest.approx(ll.train(task, policy, 0.5).auc(), rel=1e-12)

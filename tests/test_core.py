@@ -52,6 +52,31 @@ def test_perceptron_task_is_deterministic_per_seed():
     assert not torch.equal(a.train[0], c.train[0])
 
 
+def test_test_set_follows_the_desired_draws_unless_pooled():
+    # Without a pool the test set of K = 8 is desired examples 8..15 of K = 16: pairing them
+    # would leak. With one pool, desired sets nest and everything else is shared.
+    k8, k16 = (ll.perceptron_task(dim=4, n_train=8, n_desired=k, n_test=8) for k in (8, 16))
+    assert torch.equal(k8.test[0], k16.desired[0][8:])
+    a, b = (
+        ll.perceptron_task(
+            dim=4, n_train=8, n_desired=k, n_test=8, desired_pool=16, desired_noise=0.3
+        )
+        for k in (8, 16)
+    )
+    assert torch.equal(a.desired[0], b.desired[0][:8]) and torch.equal(
+        a.desired[1], b.desired[1][:8]
+    )
+    for x, y in ((a.test, b.test), (a.train, b.train)):
+        assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
+    assert torch.equal(a.params0["weight"], b.params0["weight"])
+    assert not (b.test[0][:, None] == b.desired[0][None]).all(-1).any()
+    # the default pool (K) reproduces the unpooled draws exactly
+    c = ll.perceptron_task(dim=4, n_train=8, n_desired=8, n_test=8, desired_pool=8)
+    assert torch.equal(c.test[0], k8.test[0]) and torch.equal(
+        c.params0["weight"], k8.params0["weight"]
+    )
+
+
 def test_planted_kinds():
     t = ll.perceptron_task(
         dim=16, n_train=200, dtype=F64, noisy=10, duplicates=0.05, combinations=10, easy=10
@@ -91,6 +116,7 @@ def test_planted_kinds():
         dict(noisy=-1),
         dict(noisy=0.6, duplicates=0.5),
         dict(desired_noise=2),
+        dict(n_desired=8, desired_pool=4),
     ],
 )
 def test_perceptron_task_bad_arguments(kwargs):

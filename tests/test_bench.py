@@ -1,0 +1,31 @@
+"""The benchmark's command line runs and prints one JSON line per case (no timing is asserted)."""
+
+import json
+
+from learnlaw import bench
+
+
+def test_quick_benchmark_lines(capsys):
+    rows = bench.main(["--quick", "--repeat", "1"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == rows
+    cases = {(r["task"], r["kernels"], r["checkpoint_every"]) for r in rows}
+    assert cases == {
+        ("perceptron", "logistic", 1),
+        ("perceptron", "logistic", 10),
+        ("mlp", "autodiff", 1),
+        ("mlp", "autodiff", 8),
+        ("mlp", "autodiff_rr", 1),
+        ("mlp", "autodiff_rr", 8),
+    }
+    for r in rows:
+        # (times are printed rounded to 0.1 ms, the ratio from the unrounded times)
+        assert r["ratio"] > 0
+        assert abs(r["ratio"] - r["epoch_s"] / r["train_s"]) <= 0.1 * r["ratio"] + 0.01
+        # θ_0 … θ_T stored, or T/k checkpoints plus one segment of k
+        k, steps, p = r["checkpoint_every"], r["T"], r["P"]
+        expected = (steps + 1) * p if k == 1 else None
+        if expected is not None:
+            assert r["trajectory_floats"] == expected
+        else:
+            assert r["trajectory_floats"] <= 2.2 * steps**0.5 * p
