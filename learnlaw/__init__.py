@@ -14,8 +14,7 @@ The public API, by concept:
 * the Learning Law: :func:`contributions`, :func:`sim`, :func:`learning_speeds`, ...
 """
 
-from learnlaw.adjoint import adjoint_sweep, policy_gradient
-from learnlaw.compress import (
+from learnlaw.analysis.compress import (
     CoderConfig,
     CompressionError,
     Encoded,
@@ -25,19 +24,7 @@ from learnlaw.compress import (
     encode,
     prequential_code_length,
 )
-from learnlaw.law import (
-    contribution_trajectory,
-    contributions,
-    learned_weight_ratios,
-    learning_speeds,
-    sim,
-    zero_weight_fraction,
-)
-from learnlaw.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
-from learnlaw.metrics import auc, compression_ratio, empirical_acceleration, reach_step
-from learnlaw.perceptron import perceptron_task
-from learnlaw.policy import PolicyError, project_simplex, uniform_policy, validate_policy
-from learnlaw.scaling import (
+from learnlaw.analysis.scaling import (
     ScalingFit,
     acceleration_ratio,
     acceleration_ratio_closed_form,
@@ -45,18 +32,7 @@ from learnlaw.scaling import (
     fit_scaling_law,
     fit_scaling_laws,
 )
-from learnlaw.search import SearchResult, optimize_policy
-from learnlaw.stories import generate_stories
-from learnlaw.task import ParamSpec, Task
-from learnlaw.text import (
-    decode_sequences,
-    encode_sequences,
-    load_tinystories,
-    perturb,
-    perturb_fraction,
-    train_tokenizer,
-)
-from learnlaw.theory import (
+from learnlaw.analysis.theory import (
     KKTReport,
     ProjectionKKT,
     fd_directional_derivative,
@@ -64,8 +40,32 @@ from learnlaw.theory import (
     kkt_report,
     projection_kkt,
 )
-from learnlaw.training import DivergenceError, Run, train
-from learnlaw.transformer import Transformer, TransformerConfig, count_params, sequence_loss
+from learnlaw.core.adjoint import adjoint_sweep, policy_gradient
+from learnlaw.core.law import (
+    contribution_trajectory,
+    contributions,
+    learned_weight_ratios,
+    learning_speeds,
+    sim,
+    zero_weight_fraction,
+)
+from learnlaw.core.metrics import auc, compression_ratio, empirical_acceleration, reach_step
+from learnlaw.core.optimize import SearchResult, optimize_policy
+from learnlaw.core.policy import PolicyError, project_simplex, uniform_policy, validate_policy
+from learnlaw.core.task import ParamSpec, Task
+from learnlaw.core.training import DivergenceError, Run, train
+from learnlaw.tasks.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
+from learnlaw.tasks.perceptron import perceptron_task
+from learnlaw.tasks.stories import generate_stories
+from learnlaw.tasks.text import (
+    decode_sequences,
+    encode_sequences,
+    load_tinystories,
+    perturb,
+    perturb_fraction,
+    train_tokenizer,
+)
+from learnlaw.tasks.transformer import Transformer, TransformerConfig, count_params, sequence_loss
 
 __version__ = "0.1.0"
 

@@ -17,11 +17,11 @@ import time
 
 import torch
 
-from learnlaw.adjoint import adjoint_sweep
-from learnlaw.perceptron import perceptron_task
-from learnlaw.policy import project_simplex, uniform_policy
-from learnlaw.toy import mlp_task
-from learnlaw.training import train
+from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.policy import project_simplex, uniform_policy
+from learnlaw.core.training import train
+from learnlaw.tasks.perceptron import perceptron_task
+from learnlaw.tasks.toy import mlp_task
 
 
 def _sync(device: torch.device) -> None:

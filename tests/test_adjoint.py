@@ -5,7 +5,7 @@ import torch
 from torch.func import functional_call
 
 import learnlaw as ll
-from learnlaw.toy import mlp_task
+from learnlaw.tasks.toy import mlp_task
 
 F64 = torch.float64
 
@@ -107,7 +107,7 @@ def test_closed_form_and_autodiff_kernels_agree(kernels):
 
 def test_linear_model_reverse_over_reverse():
     # a loss linear in θ has no second-order graph: the double backward must give H v = 0
-    from learnlaw.kernels import ReverseOverReverseKernels
+    from learnlaw.core.kernels import ReverseOverReverseKernels
 
     task = small_perceptron("autodiff_rr").with_(loss_fn=lambda logits, y: -(logits[:, 0] * y))
     theta = task.params0["weight"].reshape(-1)
@@ -143,7 +143,7 @@ def test_bad_checkpointing_argument():
 
 @pytest.mark.parametrize("kernels", AUTODIFF)
 def test_tiny_transformer_gradient_matches_finite_differences(kernels):
-    from learnlaw.lm_task import transformer_task
+    from learnlaw.tasks.lm_task import transformer_task
 
     task = transformer_task(
         n_train=6,

@@ -1,4 +1,4 @@
-"""Tests for learnlaw.compress: training as lossless compression (paper Theorem A.1)."""
+"""Tests for learnlaw.analysis.compress: training as lossless compression (paper Theorem A.1)."""
 
 import math
 import random
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learnlaw.compress import (
+from learnlaw.analysis.compress import (
     _HEADER,
     _HEADER_CRC,
     HEADER_BYTES,

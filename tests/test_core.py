@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import learnlaw as ll
-from learnlaw.toy import mlp_task
+from learnlaw.tasks.toy import mlp_task
 
 F64 = torch.float64
 

@@ -1,4 +1,4 @@
-"""learnlaw.experiments: regularisers (finite differences), holdout split, evaluation, SIM fit."""
+"""learnlaw.analysis.experiments: regularisers (finite differences), holdout split, evaluation, SIM fit."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import learnlaw as ll
-from learnlaw.experiments import (
+from learnlaw.analysis.experiments import (
     entropy_penalty,
     evaluate_policy,
     fit_sim_cr,

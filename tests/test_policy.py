@@ -8,7 +8,7 @@ import torch
 from scipy.optimize import minimize
 
 import learnlaw as ll
-from learnlaw.policy import PolicyError
+from learnlaw.core.policy import PolicyError
 
 
 def brute_force_projection(v: np.ndarray) -> np.ndarray:

@@ -7,8 +7,7 @@ import pytest
 import torch
 from scipy.stats import linregress
 
-from learnlaw.metrics import empirical_acceleration
-from learnlaw.scaling import (
+from learnlaw.analysis.scaling import (
     MIN_POINTS,
     ScalingFit,
     _r2_table,
@@ -18,6 +17,7 @@ from learnlaw.scaling import (
     fit_scaling_law,
     fit_scaling_laws,
 )
+from learnlaw.core.metrics import empirical_acceleration
 
 T = 4000
 STEPS = np.arange(T + 1.0)
@@ -116,9 +116,9 @@ def test_search_finds_the_warm_up_and_the_floor():
 
 def test_real_perceptron_curves_fit_and_extrapolate():
     """Gradient-descent curves (lr 0.1 and 0.3) flatten; a shared fit still extrapolates."""
-    from learnlaw.perceptron import perceptron_task
-    from learnlaw.policy import uniform_policy
-    from learnlaw.training import train
+    from learnlaw.core.policy import uniform_policy
+    from learnlaw.core.training import train
+    from learnlaw.tasks.perceptron import perceptron_task
 
     task = perceptron_task(dim=32, n_train=512, n_desired=128, n_test=128, dtype=torch.float64)
     policy = uniform_policy(1000, 512, dtype=torch.float64)

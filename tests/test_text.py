@@ -5,8 +5,8 @@ import re
 import pytest
 import torch
 
-from learnlaw.stories import generate_stories
-from learnlaw.text import (
+from learnlaw.tasks.stories import generate_stories
+from learnlaw.tasks.text import (
     decode_sequences,
     encode_sequences,
     iter_story_file,

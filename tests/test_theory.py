@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import learnlaw as ll
-from learnlaw.theory import (
+from learnlaw.analysis.theory import (
     fd_directional_derivative,
     future_contributions,
     kkt_report,

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 
-from learnlaw.lm_task import PAPER_SCALE, transformer_task
-from learnlaw.task import ParamSpec
-from learnlaw.transformer import (
+from learnlaw.core.task import ParamSpec
+from learnlaw.tasks.lm_task import PAPER_SCALE, transformer_task
+from learnlaw.tasks.transformer import (
     RMSLayerNorm,
     Transformer,
     TransformerConfig,
@@ -233,7 +233,7 @@ def test_chunked_losses_equal_unchunked():
 
 
 def test_task_from_a_tinystories_file(tmp_path):
-    from learnlaw.stories import generate_stories
+    from learnlaw.tasks.stories import generate_stories
 
     path = tmp_path / "tiny.txt"
     path.write_text("\n<|endoftext|>\n".join(generate_stories(60, seed=9)), encoding="utf-8")

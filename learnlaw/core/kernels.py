@@ -12,7 +12,7 @@ L_dsr(θ) = (1/K) Σ_k l(x_k^dsr, θ). The kernels provide
 
 and three segment-level operations built on them, which a kernel may batch over the steps of a
 segment: ``forward_segment`` (B gradient-descent steps), ``split_losses`` (the mean loss at B
-points) and ``reverse_segment`` (B steps of the adjoint recursion of :mod:`learnlaw.adjoint`).
+points) and ``reverse_segment`` (B steps of the adjoint recursion of :mod:`learnlaw.core.adjoint`).
 
 :class:`AutodiffKernels` computes them for any model with torch.func: ``reverse`` is ONE
 forward-over-reverse pass — ``jvp`` of ``grad`` of L_γ, with the per-example loss vector as the
@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import grad, jvp
 
-from learnlaw.task import Task
+from learnlaw.core.task import Task
 
 __all__ = ["AutodiffKernels", "LogisticKernels", "ReverseOverReverseKernels", "kernels_for"]
 

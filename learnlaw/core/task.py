@@ -81,7 +81,7 @@ class Task:
         kinds: boolean masks of shape ``(N,)`` naming planted example kinds (e.g. ``"noisy"``).
         kernels: which step kernels compute gradients: ``"autodiff"`` (torch.func, any model;
             the reverse step is a jvp of the gradient), ``"autodiff_rr"`` (any model; the
-            reverse step is a double backward, faster on a CPU, see :mod:`learnlaw.kernels`)
+            reverse step is a double backward, faster on a CPU, see :mod:`learnlaw.core.kernels`)
             or a closed-form kernel that the task's builder guarantees is valid
             (``"logistic"`` for a bias-free linear model with a sigmoid/BCE loss).
         info: free-form description of how the task was built (sizes, seeds, ...).

@@ -22,9 +22,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from learnlaw.policy import validate_policy
-from learnlaw.task import Task
-from learnlaw.training import train
+from learnlaw.core.policy import validate_policy
+from learnlaw.core.task import Task
+from learnlaw.core.training import train
 
 __all__ = [
     "KKTReport",

@@ -8,7 +8,7 @@ policy rows γ_t, and J(γ) = Σ_{t=1}^{T} L_dsr(θ_t). With the adjoint a_t = �
     a_t = ∇L_dsr(θ_t)·[t ≥ 1] + (I − η H_t(θ_t)) a_{t+1},     H_t = ∇² L_{γ_t}
 
 Each reverse step is one kernel call that returns both H_t a_{t+1} and all N dot products
-∇l_n·a_{t+1} (one forward-over-reverse pass, see :mod:`learnlaw.kernels`).
+∇l_n·a_{t+1} (one forward-over-reverse pass, see :mod:`learnlaw.core.kernels`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from learnlaw.kernels import kernels_for
-from learnlaw.task import Task
-from learnlaw.training import check_lr, forward_sweep, prepare_policy
+from learnlaw.core.kernels import kernels_for
+from learnlaw.core.task import Task
+from learnlaw.core.training import check_lr, forward_sweep, prepare_policy
 
 __all__ = ["policy_gradient", "adjoint_sweep", "Sweep", "resolve_checkpointing"]
 

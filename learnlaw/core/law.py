@@ -12,9 +12,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from learnlaw.kernels import kernels_for
-from learnlaw.policy import validate_policy
-from learnlaw.task import Task
+from learnlaw.core.kernels import kernels_for
+from learnlaw.core.policy import validate_policy
+from learnlaw.core.task import Task
 
 __all__ = [
     "contributions",
@@ -108,7 +108,7 @@ def learning_speeds(task: Task, policy: Tensor, lr: float) -> dict[str, Tensor]:
             global speed from the local ones (the chain rule dL/dt = −Σ γ_n CT_n);
         ``desired_loss``: ``(T+1,)``.
     """
-    from learnlaw.training import train
+    from learnlaw.core.training import train
 
     run = train(task, policy, lr, keep_params=True)
     local = contribution_trajectory(task, run.trajectory[:-1])

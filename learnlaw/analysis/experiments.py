@@ -1,6 +1,6 @@
 """Reusable pieces of the experiments: policy regularisers, policy evaluation, Law diagnostics.
 
-* regularisers for :func:`learnlaw.search.optimize_policy`'s ``penalty=`` hook:
+* regularisers for :func:`learnlaw.core.optimize.optimize_policy`'s ``penalty=`` hook:
   :func:`smoothness_penalty` (γ should change slowly over t) and :func:`entropy_penalty`
   (γ_t should stay spread over many examples);
 * :func:`holdout_split`: a task whose "test" split is a held-out part of the desired set, for
@@ -23,17 +23,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from learnlaw.kernels import kernels_for
-from learnlaw.law import (
+from learnlaw.core.kernels import kernels_for
+from learnlaw.core.law import (
     contribution_trajectory,
     learned_weight_ratios,
     sim,
     zero_weight_fraction,
 )
-from learnlaw.metrics import compression_ratio, empirical_acceleration
-from learnlaw.policy import validate_policy
-from learnlaw.task import Task
-from learnlaw.training import Run, train
+from learnlaw.core.metrics import compression_ratio, empirical_acceleration
+from learnlaw.core.policy import validate_policy
+from learnlaw.core.task import Task
+from learnlaw.core.training import Run, train
 
 __all__ = [
     "smoothness_penalty",
@@ -111,7 +111,7 @@ def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:
 
     The returned task's desired split (K − h examples) is what a policy search fits; its test
     split is the held-out h desired examples, so the ``ar_test``/``cr_test`` that
-    :func:`~learnlaw.search.optimize_policy` records per epoch measure generalisation to data
+    :func:`~learnlaw.core.optimize.optimize_policy` records per epoch measure generalisation to data
     the search never saw, and can choose the epoch to stop at. The original test split is not
     touched (evaluate the chosen policy on ``task``).
     """
@@ -148,7 +148,7 @@ def evaluate_policy(task: Task, policy: Tensor, lr: float, baseline: Run | None 
         baseline on each split; nan if the baseline's final loss is never reached),
         ``final_desired``/``final_test`` (the losses at θ_T) and ``zero_fraction``.
     """
-    from learnlaw.policy import uniform_policy
+    from learnlaw.core.policy import uniform_policy
 
     run = train(task, policy, lr)
     if baseline is None:

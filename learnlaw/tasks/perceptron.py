@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learnlaw.task import Task
+from learnlaw.core.task import Task
 
 __all__ = ["perceptron_task", "bce_loss"]
 
@@ -92,7 +92,7 @@ def perceptron_task(
         kernels: ``"logistic"`` (closed-form fast path) or ``"autodiff"`` (torch.func).
 
     Returns:
-        A :class:`~learnlaw.task.Task` with ``vocab_size = 2``.
+        A :class:`~learnlaw.core.task.Task` with ``vocab_size = 2``.
     """
     for name, v in (
         ("dim", dim),

@@ -7,7 +7,7 @@ half of the training sequences perturbed and a clean desired set.
 paper's (or our CPU) training hyper-parameters for the chapters: ``PRESETS[scale]["lr"]``,
 ``["steps"]``, ``["outer_lr"]``, ``["epochs"]``.
 
-The stories come from :mod:`learnlaw.stories` (generated offline, the default) or from a local
+The stories come from :mod:`learnlaw.tasks.stories` (generated offline, the default) or from a local
 TinyStories text file. Training, desired and test sequences are distinct rows of token ids;
 the tokenizer is trained on the (clean) training stories only.
 """
@@ -25,11 +25,11 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from learnlaw.stories import iter_stories
-from learnlaw.task import Task
-from learnlaw.text import encode_sequences, iter_story_file, special_ids, train_tokenizer
-from learnlaw.text import perturb_fraction as perturb_rows
-from learnlaw.transformer import Transformer, TransformerConfig, sequence_loss
+from learnlaw.core.task import Task
+from learnlaw.tasks.stories import iter_stories
+from learnlaw.tasks.text import encode_sequences, iter_story_file, special_ids, train_tokenizer
+from learnlaw.tasks.text import perturb_fraction as perturb_rows
+from learnlaw.tasks.transformer import Transformer, TransformerConfig, sequence_loss
 
 __all__ = ["transformer_task", "PRESETS", "PAPER_SCALE", "CPU_SCALE"]
 
@@ -120,12 +120,12 @@ def transformer_task(
     encoded as ``max_len + 1`` ids (truncated, ``<eos>``, right padding), and held-out rows that
     equal a training row (or each other) are skipped, so the three splits share no sequence.
     Then ``round(perturb_fraction · N)`` training rows get ``n_ops`` random edits
-    (:func:`learnlaw.text.perturb`); desired and test rows stay clean. Inputs are
+    (:func:`learnlaw.tasks.text.perturb`); desired and test rows stay clean. Inputs are
     ``rows[:, :-1]``, targets ``rows[:, 1:]``, both ``(n, max_len)``.
 
-    Model: :class:`~learnlaw.transformer.Transformer` with PyTorch's default initialisation
+    Model: :class:`~learnlaw.tasks.transformer.Transformer` with PyTorch's default initialisation
     drawn under ``torch.manual_seed(seed)`` (the global RNG state is restored afterwards).
-    Loss: :func:`~learnlaw.transformer.sequence_loss`, the mean CE over non-padding targets.
+    Loss: :func:`~learnlaw.tasks.transformer.sequence_loss`, the mean CE over non-padding targets.
 
     Args:
         n_train, n_desired, n_test: N, K and the test size.
@@ -140,14 +140,14 @@ def transformer_task(
         seed: seeds the stories (or the sample of a file), the perturbation and θ₀.
         dtype, device: of the parameters (and device of the data).
         chunk_size: examples per chunk of full-batch sums (``None``: the preset's).
-        corpus: ``"generated"`` (:mod:`learnlaw.stories`, offline) or the path of a TinyStories
+        corpus: ``"generated"`` (:mod:`learnlaw.tasks.stories`, offline) or the path of a TinyStories
             text file with stories separated by ``<|endoftext|>``.
         scale: ``"cpu"`` or ``"paper"``, the preset of the sizes left as ``None``.
         attn_scale: ``"d_model"`` (paper) or ``"head_dim"``; see
-            :class:`~learnlaw.transformer.TransformerConfig`.
+            :class:`~learnlaw.tasks.transformer.TransformerConfig`.
 
     Returns:
-        A :class:`~learnlaw.task.Task` with ``kinds = {"perturbed", "clean"}`` and ``info``
+        A :class:`~learnlaw.core.task.Task` with ``kinds = {"perturbed", "clean"}`` and ``info``
         holding the sizes, the tokenizer (``info["tokenizer"]``) and the special ids.
     """
     if scale not in PRESETS:

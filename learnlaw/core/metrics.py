@@ -10,7 +10,7 @@ import math
 import torch
 from torch import Tensor
 
-from learnlaw.scaling import empirical_acceleration_ratio
+from learnlaw.analysis.scaling import empirical_acceleration_ratio
 
 __all__ = ["auc", "compression_ratio", "reach_step", "empirical_acceleration"]
 
@@ -62,6 +62,6 @@ def empirical_acceleration(reference, curve) -> float:
 
     How many times fewer steps ``curve`` needs to reach the final loss of ``reference``; ``nan``
     when it never gets there. A shorthand for
-    :func:`learnlaw.scaling.empirical_acceleration_ratio` (which also takes other T).
+    :func:`learnlaw.analysis.scaling.empirical_acceleration_ratio` (which also takes other T).
     """
     return empirical_acceleration_ratio(reference, curve)

@@ -12,9 +12,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from learnlaw.kernels import kernels_for
-from learnlaw.policy import validate_policy
-from learnlaw.task import ParamSpec, Task
+from learnlaw.core.kernels import kernels_for
+from learnlaw.core.policy import validate_policy
+from learnlaw.core.task import ParamSpec, Task
 
 __all__ = ["Run", "train", "DivergenceError"]
 
@@ -57,14 +57,14 @@ class Run:
         return self.spec.unflatten(self.trajectory[t])
 
     def auc(self, split: str = "desired") -> float:
-        """J = Σ_{t=1}^{T} L(θ_t) of ``split`` (see :func:`learnlaw.metrics.auc`)."""
-        from learnlaw.metrics import auc
+        """J = Σ_{t=1}^{T} L(θ_t) of ``split`` (see :func:`learnlaw.core.metrics.auc`)."""
+        from learnlaw.core.metrics import auc
 
         return auc(self._curve(split))
 
     def compression_ratio(self, split: str = "test") -> float:
-        """CR = T log₂|V| / Σ_{t=1}^T L(θ_t) (see :func:`learnlaw.metrics.compression_ratio`)."""
-        from learnlaw.metrics import compression_ratio
+        """CR = T log₂|V| / Σ_{t=1}^T L(θ_t) (see :func:`learnlaw.core.metrics.compression_ratio`)."""
+        from learnlaw.core.metrics import compression_ratio
 
         return compression_ratio(self._curve(split), self.vocab_size)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from learnlaw.task import Task
+from learnlaw.core.task import Task
 
 __all__ = ["MLP", "mlp_task", "cross_entropy_loss"]
 

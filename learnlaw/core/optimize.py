@@ -3,8 +3,8 @@
     γ_t ← Proj_Δ[γ_t − ε_e ∂J/∂γ_t],   t = t_u, …, T−1,
 
 starting from the uniform policy, where ∂J/∂γ comes from the adjoint sweep
-(:func:`learnlaw.adjoint.adjoint_sweep`) and Proj_Δ is the Euclidean projection onto the simplex
-(:func:`learnlaw.policy.project_simplex`). ε_e is constant or decays linearly to 0 over the
+(:func:`learnlaw.core.adjoint.adjoint_sweep`) and Proj_Δ is the Euclidean projection onto the simplex
+(:func:`learnlaw.core.policy.project_simplex`). ε_e is constant or decays linearly to 0 over the
 epochs; the first ``uniform_steps`` rows (t < t_u) can be left uniform.
 """
 
@@ -20,11 +20,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from learnlaw.adjoint import adjoint_sweep
-from learnlaw.metrics import compression_ratio, empirical_acceleration
-from learnlaw.policy import project_simplex, uniform_policy, validate_policy
-from learnlaw.task import Task
-from learnlaw.training import Run, check_lr, train
+from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.metrics import compression_ratio, empirical_acceleration
+from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
+from learnlaw.core.task import Task
+from learnlaw.core.training import Run, check_lr, train
 
 __all__ = ["optimize_policy", "SearchResult", "SearchConfig"]
 
@@ -105,7 +105,7 @@ def optimize_policy(
 ) -> SearchResult:
     """Search a near-optimal policy by projected gradient descent on J(γ) = Σ_{t=1}^T L_dsr(θ_t).
 
-    Each epoch costs one :func:`~learnlaw.adjoint.adjoint_sweep` (about 2–3 training runs) plus
+    Each epoch costs one :func:`~learnlaw.core.adjoint.adjoint_sweep` (about 2–3 training runs) plus
     one projection of the (T, N) policy; memory is that of the sweep plus two (T, N) tensors.
 
     Args:
