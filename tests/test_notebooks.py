@@ -29,6 +29,7 @@ import sync_setup_cells as sync  # noqa: E402
 CHAPTERS = sync.chapters()
 SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 INTRO = ROOT / "book" / "intro.ipynb"
+SETUP = 1  # the set-up cell's index: after the title (cell 0), the first code cell
 
 
 def tags(cell) -> list[str]:
@@ -45,10 +46,10 @@ def notebook_problems(nb: nbformat.NotebookNode, setup: str) -> list[str]:
     kernel = nb.metadata.get("kernelspec", {}).get("name")
     if kernel != "python3":
         problems.append(f"kernelspec name is {kernel!r}, expected 'python3'")
-    problem = sync.first_cell_problem(nb, setup)
+    problem = sync.setup_cell_problem(nb, setup)
     if problem:
         problems.append(f"{problem} (run `make sync`)")
-    elif nb.cells[0].outputs:
+    elif nb.cells[SETUP].outputs:
         problems.append("the set-up cell has outputs; locally it must print nothing")
     code = [c for c in nb.cells if c.cell_type == "code"]
     n_params = sum("parameters" in tags(c) for c in code)
@@ -135,9 +136,11 @@ def test_repository_url_lives_in_config_only():
         text = path.read_text(encoding="utf-8", errors="replace")
         if path.suffix == ".ipynb":
             nb = json.loads(text)
-            cells = nb.get("cells", [])
-            if cells and sync.SETUP_TAG in cells[0].get("metadata", {}).get("tags", []):
-                cells = cells[1:]
+            cells = [
+                c
+                for c in nb.get("cells", [])
+                if sync.SETUP_TAG not in c.get("metadata", {}).get("tags", [])
+            ]
             text = json.dumps(cells)
         if needle in text:
             found.append(str(rel))
@@ -163,9 +166,14 @@ BREAKAGES = {
     "no parameters cell": lambda nb: [
         c.metadata.update(tags=[t for t in tags(c) if t != "parameters"]) for c in nb.cells
     ],
-    "set-up cell edited": lambda nb: setattr(nb.cells[0], "source", nb.cells[0].source + "\n"),
-    "set-up cell removed": lambda nb: nb.cells.pop(0),
-    "set-up cell prints": lambda nb: nb.cells[0].outputs.append(
+    "set-up cell edited": lambda nb: setattr(
+        nb.cells[SETUP], "source", nb.cells[SETUP].source + "\n"
+    ),
+    "set-up cell removed": lambda nb: nb.cells.pop(SETUP),
+    "set-up cell above the title": lambda nb: nb.cells.insert(0, nb.cells.pop(SETUP)),
+    "set-up cell not collapsed": lambda nb: nb.cells[SETUP].metadata.update(tags=["setup"]),
+    "title not first": lambda nb: nb.cells.insert(0, nbformat.v4.new_markdown_cell("Hello.")),
+    "set-up cell prints": lambda nb: nb.cells[SETUP].outputs.append(
         nbformat.v4.new_output("stream", name="stdout", text="hello\n")
     ),
     "error stored": lambda nb: _first_with_output(nb).outputs.append(
@@ -212,17 +220,39 @@ def test_sync_script_fills_the_setup_cell_from_config(tmp_path):
     assert sync.main(["--root", str(tmp_path)]) == 0
     assert sync.main(["--check", "--root", str(tmp_path)]) == 0
     after = nbformat.read(tmp_path / "book" / "intro.ipynb", as_version=4)
-    assert "git+https://example.org/fork/learnlaw@main" in after.cells[0].source
-    assert url not in after.cells[0].source
-    assert after.cells[1:] == before.cells[1:], "only the set-up cell may change"
+    assert "git+https://example.org/fork/learnlaw@main" in after.cells[SETUP].source
+    assert url not in after.cells[SETUP].source
+    others = [c for i, c in enumerate(after.cells) if i != SETUP]
+    assert others == [c for i, c in enumerate(before.cells) if i != SETUP], (
+        "only the set-up cell may change"
+    )
+    target = tmp_path / "book" / "intro.ipynb"
+    source = sync.setup_source(tmp_path)
 
     bare = copy.deepcopy(before)  # a chapter written without the set-up cell gets one
-    bare.cells.pop(0)
-    nbformat.write(bare, tmp_path / "book" / "intro.ipynb")
+    bare.cells.pop(SETUP)
+    nbformat.write(bare, target)
     assert sync.main(["--root", str(tmp_path)]) == 0
-    fixed = nbformat.read(tmp_path / "book" / "intro.ipynb", as_version=4)
-    assert sync.first_cell_problem(fixed, sync.setup_source(tmp_path)) is None
+    fixed = nbformat.read(target, as_version=4)
+    assert sync.setup_cell_problem(fixed, source) is None
     assert len(fixed.cells) == len(before.cells)
+
+    old = copy.deepcopy(before)  # the old layout, set-up cell above the title, is moved
+    old.cells.insert(0, old.cells.pop(SETUP))
+    old.cells[0].metadata["tags"] = ["setup"]
+    nbformat.write(old, target)
+    assert sync.main(["--root", str(tmp_path)]) == 0
+    moved = nbformat.read(target, as_version=4)
+    assert sync.setup_cell_problem(moved, source) is None
+    assert moved.cells[SETUP].execution_count == before.cells[SETUP].execution_count
+    assert moved.cells[0] == before.cells[0]
+
+    untitled = copy.deepcopy(before)  # no title: the script says so and changes nothing
+    untitled.cells.pop(0)
+    nbformat.write(untitled, target)
+    text = target.read_text()
+    assert sync.main(["--root", str(tmp_path)]) == 1
+    assert target.read_text() == text
 
 
 def test_nbval_fails_on_broken_copies(tmp_path):
@@ -423,8 +453,8 @@ def test_colab_setup_cell_installs_learnlaw_into_a_fresh_environment(tmp_path, m
     assert len(direct_url) == 1
     assert json.loads(direct_url[0].read_text())["url"] == src.as_uri()
     # the chapter then ran as stored: its printed numbers are the stored ones
-    for new, old in zip(nb.cells[1:-1], stored.cells[1:]):
-        if old.cell_type == "code":
+    for new, old in zip(nb.cells[:-1], stored.cells):
+        if old.cell_type == "code" and sync.SETUP_TAG not in tags(old):
             text = [o.get("text") for o in old.outputs if o.output_type == "stream"]
             assert [o.get("text") for o in new.outputs if o.output_type == "stream"] == text
 
