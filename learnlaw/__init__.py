@@ -8,6 +8,7 @@ The public API, by concept:
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
 * policy search: :func:`optimize_policy`
+* parametric policies fitted by the adjoint: :func:`fit_block_policy`, :func:`fit_feature_policy`
 * scaling laws: :func:`fit_scaling_law`, :func:`acceleration_ratio`; sweeps:
   ``python -m learnlaw.sweep`` (:func:`learnlaw.sweep.run_sweep`)
 * learning as compression: :func:`compress`, :func:`decompress`, :func:`encode`
@@ -54,6 +55,8 @@ from learnlaw.core.optimize import SearchResult, optimize_policy
 from learnlaw.core.policy import PolicyError, project_simplex, uniform_policy, validate_policy
 from learnlaw.core.task import ParamSpec, Task
 from learnlaw.core.training import DivergenceError, Run, train
+from learnlaw.policies.parametric import block_policy, example_features, feature_policy
+from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
 from learnlaw.tasks.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
 from learnlaw.tasks.perceptron import perceptron_task
 from learnlaw.tasks.stories import generate_stories
@@ -130,4 +133,10 @@ __all__ = [
     "uniform_policy",
     "validate_policy",
     "zero_weight_fraction",
+    "ParametricResult",
+    "block_policy",
+    "example_features",
+    "feature_policy",
+    "fit_block_policy",
+    "fit_feature_policy",
 ]

@@ -1,0 +1,357 @@
+"""Fitting parameterised policies γ(φ) by the exact adjoint: ∂J/∂φ = (∂γ/∂φ)ᵀ ∂J/∂γ.
+
+Each epoch runs one :func:`~learnlaw.core.adjoint.adjoint_sweep` at γ(φ) for J(γ) = Σ_{t≥1}
+L_dsr(θ_t) and ∂J/∂γ, pulls the gradient back to φ (:mod:`learnlaw.policies.parametric`) and
+updates φ:
+
+* block policies (:func:`fit_block_policy`): projected gradient descent on the simplex rows,
+  φ_b ← Proj_Δ(φ_b − ε_e ∂J/∂φ_b) — with B = T exactly the step of
+  :func:`~learnlaw.core.optimize.optimize_policy`. ∂J/∂φ_b sums |b| ≈ T/B rows of ∂J/∂γ, so a
+  step as large per row as the full search's ε needs about ε·B/T.
+* feature scorers (:func:`fit_feature_policy`): Adam (β = 0.9, 0.999; default) or plain gradient
+  descent on the unconstrained φ; Adam's steps are about ε per coordinate whatever the scale of
+  ∂J/∂φ, which suits standardised features.
+
+A ``validation`` part of the desired set (a count of desired examples held out at random, or an
+``(inputs, targets)`` pair of extra desired examples) is never fitted: its loss curve is recorded
+every epoch, selects the returned epoch (lowest validation AUC) and drives early stopping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.metrics import compression_ratio, empirical_acceleration
+from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
+from learnlaw.core.task import Task
+from learnlaw.core.training import DivergenceError, Run, check_lr, train
+from learnlaw.policies.parametric import (
+    _check_int,
+    _check_link,
+    block_policy,
+    block_pullback,
+    example_features,
+    feature_policy,
+    feature_pullback,
+)
+
+__all__ = ["ParametricResult", "fit_block_policy", "fit_feature_policy"]
+
+
+@dataclass
+class ParametricResult:
+    """The outcome of :func:`fit_block_policy` or :func:`fit_feature_policy`.
+
+    Attributes:
+        policy: the chosen γ(φ), ``(T, N)``.
+        phi: the chosen φ (``(B, N)`` block rows or ``(B, D)`` score weights).
+        history: one dict per evaluated φ, epochs 0, 1, …: ``epoch``, ``J`` (AUC on the fitted
+            desired part), ``seconds`` (since the start), ``zero_fraction``; ``test_auc``,
+            ``cr_test``, ``ar_test`` (against the uniform policy on the test split) when the test
+            curve is tracked; ``val_auc``, ``ar_val`` with a validation part.
+        run: ``train(task, policy, lr)`` on the task as given (its full desired and test splits).
+        baseline: the uniform policy's run on the task as given.
+        best_epoch: the epoch of ``policy`` (lowest validation AUC; lowest J without validation).
+        seconds: wall time of the whole fit.
+        family: ``"block"`` or ``"feature"``.
+        features, feature_names: the scorer's F and column names (``None`` for blocks).
+    """
+
+    policy: Tensor
+    phi: Tensor
+    history: list[dict]
+    run: Run
+    baseline: Run
+    best_epoch: int
+    seconds: float
+    family: str
+    features: Tensor | None = None
+    feature_names: list[str] | None = field(default=None)
+
+    def column(self, name: str) -> list[float]:
+        """One history field over the epochs, e.g. ``result.column("ar_test")``."""
+        return [h.get(name, math.nan) for h in self.history]
+
+
+def _split_validation(task: Task, validation, seed: int) -> tuple[Task, tuple | None]:
+    """(the task to fit, the validation pair or None)."""
+    if validation is None:
+        return task, None
+    if isinstance(validation, int) and not isinstance(validation, bool):
+        k = task.n_desired
+        _check_int("validation (desired examples held out)", validation, 1, k - 1)
+        perm = torch.randperm(k, generator=torch.Generator().manual_seed(seed)).to(task.device)
+        x, y = task.desired
+        keep, held = perm[: k - validation], perm[k - validation :]
+        return task.with_(desired=(x[keep], y[keep])), (x[held], y[held])
+    if isinstance(validation, tuple) and len(validation) == 2 and len(validation[0]) >= 1:
+        if len(validation[0]) != len(validation[1]):
+            raise ValueError("validation inputs and targets differ in length")
+        return task, validation
+    raise ValueError(
+        "validation must be None, an int (desired examples to hold out at random) or an "
+        f"(inputs, targets) pair of extra desired examples, got {type(validation).__name__}"
+    )
+
+
+def _fit(
+    task: Task,
+    steps: int,
+    lr: float,
+    phi: Tensor,
+    to_policy: Callable[[Tensor], Tensor],
+    pullback: Callable[[Tensor, Tensor], Tensor],
+    update: Callable[[Tensor, Tensor, int], Tensor],
+    *,
+    epochs: int,
+    validation,
+    validation_seed: int,
+    patience: int | None,
+    track_test: bool,
+    checkpoint_every,
+    progress: bool,
+    family: str,
+) -> tuple[Tensor, list[dict], int, Run, Run, float]:
+    _check_int("epochs", epochs, 0)
+    if patience is not None:
+        _check_int("patience", patience, 1)
+    start = time.perf_counter()
+    fit_task, val = _split_validation(task, validation, validation_seed)
+    sweep_task = fit_task if val is None else fit_task.with_(test=val)
+    uniform = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
+    base_sweep = train(sweep_task, uniform, lr)
+    base_test = train(fit_task, uniform, lr) if val is not None and track_test else base_sweep
+    history: list[dict] = []
+    best = (math.inf, 0, phi.clone())
+    bar = tqdm(total=epochs, desc=f"{family} policy fit", disable=not progress)
+    for epoch in range(epochs + 1):
+        policy = validate_policy(to_policy(phi), steps=steps, n=task.n_train)
+        try:
+            if epoch < epochs:
+                sweep = adjoint_sweep(sweep_task, policy, lr, checkpoint_every=checkpoint_every)
+                desired, other = sweep.desired_loss, sweep.test_loss
+            else:
+                run = train(sweep_task, policy, lr)
+                desired, other = run.desired_loss, run.test_loss
+            test = train(fit_task, policy, lr).test_loss if val is not None and track_test else None
+        except DivergenceError as err:
+            raise DivergenceError(
+                f"{err} (at epoch {epoch} of the {family} policy fit: lower outer_lr)"
+            ) from None
+        if val is None:
+            test = other if track_test else None
+        entry = dict(
+            epoch=epoch,
+            J=float(desired[1:].sum()),
+            zero_fraction=float((policy == 0).sum()) / policy.numel(),
+        )
+        if test is not None:
+            entry.update(
+                test_auc=float(test[1:].sum()),
+                cr_test=compression_ratio(test, task.vocab_size),
+                ar_test=empirical_acceleration(base_test.test_loss, test),
+            )
+        if val is not None:
+            entry.update(
+                val_auc=float(other[1:].sum()),
+                ar_val=empirical_acceleration(base_sweep.test_loss, other),
+            )
+        entry["seconds"] = time.perf_counter() - start
+        history.append(entry)
+        score = entry["val_auc"] if val is not None else entry["J"]
+        if score < best[0]:
+            best = (score, epoch, phi.clone())
+        show = {"J": f"{entry['J']:.4f}"}
+        if val is not None:
+            show["AR_val"] = f"{entry['ar_val']:.2f}"
+        if test is not None:
+            show["AR_test"] = f"{entry['ar_test']:.2f}"
+        bar.set_postfix(show)
+        if epoch == epochs or (patience is not None and epoch - best[1] >= patience):
+            break
+        phi = update(phi, pullback(phi, sweep.grad), epoch)
+        bar.update(1)
+    bar.close()
+    _, best_epoch, phi = best
+    final = train(task, to_policy(phi), lr)
+    baseline = base_test if fit_task is task else train(task, uniform, lr)
+    return phi, history, best_epoch, final, baseline, time.perf_counter() - start
+
+
+def _schedule(outer_lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    return outer_lr if schedule == "constant" else outer_lr * (1 - epoch / epochs)
+
+
+def _check_common(task: Task, steps: int, lr: float, outer_lr: float, schedule: str) -> float:
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a learnlaw Task, got {type(task).__name__}")
+    _check_int("steps", steps, 1)
+    check_lr(outer_lr)
+    if schedule not in ("constant", "linear"):
+        raise ValueError(f"schedule must be 'constant' or 'linear', got {schedule!r}")
+    return check_lr(lr)
+
+
+def fit_block_policy(
+    task: Task,
+    steps: int,
+    lr: float,
+    blocks: int,
+    outer_lr: float,
+    epochs: int,
+    *,
+    schedule: str = "constant",
+    initial: Tensor | None = None,
+    validation: int | tuple[Tensor, Tensor] | None = None,
+    validation_seed: int = 0,
+    patience: int | None = None,
+    track_test: bool = True,
+    checkpoint_every: int | str | None = None,
+    progress: bool = True,
+) -> ParametricResult:
+    """Fit a block policy (B rows shared over blocks of consecutive steps) by projected GD.
+
+    Cost per epoch: one adjoint sweep (≈ 2–3 training runs), plus one training run for the test
+    curve when a validation part is used; memory: that of the sweep plus B·N floats.
+
+    Args:
+        task: the task; J uses its desired split (minus the validation part).
+        steps: T.
+        lr: η of the inner gradient descent.
+        blocks: B, 1 ≤ B ≤ T (B = T: the full T×N search; B = 1: one static reweighting).
+        outer_lr: ε (on J in nats; see the module note on scaling with T/B).
+        epochs: the number of updates E.
+        schedule: ``"constant"`` or ``"linear"`` (ε_e = ε(1 − e/E)).
+        initial: ``(B, N)`` start (default uniform); see
+            :func:`~learnlaw.policies.parametric.coarsen_policy` to start from a full policy.
+        validation: a count of desired examples held out at random, or an extra
+            ``(inputs, targets)`` desired part; chooses the returned epoch.
+        validation_seed: seeds the held-out draw.
+        patience: stop when the validation AUC (J without validation) has not improved for
+            this many epochs.
+        track_test: record the test curve every epoch (with validation it costs a run).
+        checkpoint_every: θ checkpointing of the sweep (see :func:`adjoint_sweep`).
+        progress: a tqdm bar over epochs.
+    """
+    lr = _check_common(task, steps, lr, outer_lr, schedule)
+    _check_int("blocks", blocks, 1, steps)
+    n = task.n_train
+    opts = dict(dtype=task.dtype, device=task.device)
+    if initial is None:
+        phi = torch.full((blocks, n), 1.0 / n, **opts)
+    else:
+        validate_policy(initial, steps=blocks, n=n)
+        phi = initial.to(**opts).clone()
+
+    def update(phi: Tensor, g: Tensor, epoch: int) -> Tensor:
+        return project_simplex(phi - _schedule(outer_lr, schedule, epoch, epochs) * g)
+
+    phi, history, best, run, base, secs = _fit(
+        task, steps, lr, phi,
+        lambda p: block_policy(p, steps),
+        lambda p, g: block_pullback(g, blocks),
+        update,
+        epochs=epochs, validation=validation, validation_seed=validation_seed,
+        patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
+        progress=progress, family="block",
+    )  # fmt: skip
+    return ParametricResult(block_policy(phi, steps), phi, history, run, base, best, secs, "block")
+
+
+def fit_feature_policy(
+    task: Task,
+    steps: int,
+    lr: float,
+    *,
+    features: Tensor | None = None,
+    feature_names: list[str] | None = None,
+    blocks: int = 1,
+    link: str = "softmax",
+    temperature: float = 1.0,
+    outer_lr: float = 0.05,
+    epochs: int = 50,
+    optimizer: str = "adam",
+    schedule: str = "constant",
+    initial: Tensor | None = None,
+    validation: int | tuple[Tensor, Tensor] | None = None,
+    validation_seed: int = 0,
+    patience: int | None = None,
+    track_test: bool = True,
+    checkpoint_every: int | str | None = None,
+    progress: bool = True,
+) -> ParametricResult:
+    """Fit a feature scorer γ_t = link(F φ_{b(t)}) by Adam (or GD) on the exact ∂J/∂φ.
+
+    Cost per epoch: as :func:`fit_block_policy`, plus O(B·N·D) for the map and its pullback.
+
+    Args:
+        task: the task.
+        steps: T.
+        lr: η of the inner gradient descent.
+        features: F ``(N, D)``; default :func:`~learnlaw.policies.parametric.example_features`
+            of the fitted part (θ₀, no oracle kinds, standardised).
+        feature_names: names of the columns of a given F (kept in the result).
+        blocks: B, score weights per block of steps (1: one static scorer).
+        link: ``"softmax"`` or ``"sparsemax"``; temperature: τ (see the parametric module).
+        outer_lr: ε, Adam's step (≈ the change of each φ entry per epoch) or GD's step size.
+        epochs: the number of updates E.
+        optimizer: ``"adam"`` or ``"gd"``.
+        schedule: ``"constant"`` or ``"linear"``.
+        initial: ``(B, D)`` start (default zeros: the uniform policy).
+        validation, validation_seed, patience, track_test, checkpoint_every, progress: as in
+            :func:`fit_block_policy`.
+    """
+    lr = _check_common(task, steps, lr, outer_lr, schedule)
+    _check_int("blocks", blocks, 1, steps)
+    _check_link(link, temperature)
+    if optimizer not in ("adam", "gd"):
+        raise ValueError(f"optimizer must be 'adam' or 'gd', got {optimizer!r}")
+    opts = dict(dtype=task.dtype, device=task.device)
+    if features is None:
+        fit_task, _ = _split_validation(task, validation, validation_seed)
+        features, feature_names = example_features(fit_task)
+    features = features.to(**opts) if isinstance(features, Tensor) else features
+    if not (isinstance(features, Tensor) and features.ndim == 2 and len(features) == task.n_train):
+        raise ValueError(
+            f"features must be an (N, D) tensor with N = {task.n_train} rows, got "
+            f"{getattr(features, 'shape', type(features).__name__)}"
+        )
+    d = features.shape[1]
+    phi = torch.zeros(blocks, d, **opts) if initial is None else initial.to(**opts).clone()
+    if phi.shape != (blocks, d):
+        raise ValueError(f"initial must have shape (B, D) = ({blocks}, {d}), got {phi.shape}")
+    m, v = torch.zeros_like(phi), torch.zeros_like(phi)
+    b1, b2, eps = 0.9, 0.999, 1e-12
+
+    def update(phi: Tensor, g: Tensor, epoch: int) -> Tensor:
+        step = _schedule(outer_lr, schedule, epoch, epochs)
+        if optimizer == "gd":
+            return phi - step * g
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        k = epoch + 1
+        return phi - step * (m / (1 - b1**k)) / ((v / (1 - b2**k)).sqrt() + eps)
+
+    def to_policy(p: Tensor) -> Tensor:
+        return feature_policy(p, features, steps, link=link, temperature=temperature)
+
+    def pullback(p: Tensor, g: Tensor) -> Tensor:
+        return feature_pullback(p, features, g, link=link, temperature=temperature)
+
+    phi, history, best, run, base, secs = _fit(
+        task, steps, lr, phi, to_policy, pullback, update,
+        epochs=epochs, validation=validation, validation_seed=validation_seed,
+        patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
+        progress=progress, family="feature",
+    )  # fmt: skip
+    return ParametricResult(
+        to_policy(phi), phi, history, run, base, best, secs, "feature", features, feature_names
+    )
