@@ -20,9 +20,16 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from learnlaw.core.distributed import gather_columns, shard_of
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.task import Task
-from learnlaw.core.training import check_lr, forward_sweep, prepare_policy
+from learnlaw.core.training import (
+    DIVERGENCE_FACTOR,
+    check_factor,
+    check_lr,
+    forward_sweep,
+    prepare_policy,
+)
 
 __all__ = ["policy_gradient", "adjoint_sweep", "Sweep", "resolve_checkpointing"]
 
@@ -69,6 +76,7 @@ def adjoint_sweep(
     checkpoint_every: int | str | None = None,
     track_test: bool = True,
     progress: bool = False,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
 ) -> Sweep:
     """Forward training sweep, then the reverse sweep that accumulates ∂J/∂γ.
 
@@ -77,6 +85,14 @@ def adjoint_sweep(
     the segments. Memory: T·P trajectory floats without checkpointing; about (T/k + k)·P with
     ``checkpoint_every=k`` (≈ 2√T·P for ``"auto"``), plus O(N + P) working memory.
 
+    Inside a ``torch.distributed`` group of R > 1 processes (:mod:`learnlaw.core.distributed`)
+    every rank sweeps its shard of the examples, with one all-reduce of P floats per forward
+    and per reverse step. ``policy`` may be the full ``(T, N)`` policy — then ``grad`` is the
+    full ``(T, N)`` gradient, assembled by one all-gather — or this rank's ``(T, N_r)``
+    columns — then ``grad`` is this rank's ``(T, N_r)`` block (what
+    :func:`~learnlaw.core.optimize.optimize_policy` uses, no gather). The memory of the
+    trajectory is per rank (θ is replicated); the policy and gradient blocks are T·N_r.
+
     Args:
         task: the task.
         policy: γ, shape ``(T, N)``.
@@ -84,8 +100,14 @@ def adjoint_sweep(
         checkpoint_every: ``None`` (store θ_0…θ_T), ``"auto"`` (k = ⌈√T⌉) or an int k.
         track_test: also record the test-loss curve in the forward sweep.
         progress: show a tqdm bar over the 2T (or 3T) steps.
+        divergence_factor: the divergence criterion of the forward sweep (see
+            :data:`learnlaw.core.training.DIVERGENCE_FACTOR`).
     """
     lr = check_lr(lr)
+    divergence_factor = check_factor(divergence_factor)
+    shard = shard_of(task)
+    full_width = isinstance(policy, torch.Tensor) and policy.ndim == 2
+    full_width = full_width and policy.shape[1] == task.n_train
     policy = prepare_policy(task, policy)
     k = resolve_checkpointing(checkpoint_every, len(policy))
     kernels = kernels_for(task)
@@ -100,7 +122,14 @@ def adjoint_sweep(
         torch.no_grad(),
     ):
         ckpt, desired, test, theta = forward_sweep(
-            kernels, theta, policy, lr, store_every=k, track_test=track_test, bar=bar
+            kernels,
+            theta,
+            policy,
+            lr,
+            store_every=k,
+            track_test=track_test,
+            bar=bar,
+            divergence_factor=divergence_factor,
         )
         grad = torch.empty(steps, n, dtype=task.dtype, device=task.device)
         a = kernels.desired_grad(theta)
@@ -117,6 +146,8 @@ def adjoint_sweep(
             a, grad[start:stop] = kernels.reverse_segment(thetas, policy[start:stop], a, lr, start)
             bar.update(stop - start)
     stored = len(ckpt) * p + (k * p if k > 1 else 0)
+    if shard is not None and full_width:
+        grad = gather_columns(grad, shard)
     return Sweep(
         J=float(desired[1:].sum()),
         grad=grad,
@@ -132,11 +163,20 @@ def policy_gradient(
     policy: Tensor,
     lr: float,
     checkpoint_every: int | str | None = None,
+    *,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
 ) -> tuple[float, Tensor]:
     """The AUC J(γ) = Σ_{t=1}^{T} L_dsr(θ_t) and its exact gradient ∂J/∂γ, shape ``(T, N)``.
 
-    See :func:`adjoint_sweep` for the recursion, its cost and the memory of
-    ``checkpoint_every``.
+    See :func:`adjoint_sweep` for the recursion, its cost, the memory of ``checkpoint_every``
+    and what happens inside a ``torch.distributed`` group.
     """
-    sweep = adjoint_sweep(task, policy, lr, checkpoint_every=checkpoint_every, track_test=False)
+    sweep = adjoint_sweep(
+        task,
+        policy,
+        lr,
+        checkpoint_every=checkpoint_every,
+        track_test=False,
+        divergence_factor=divergence_factor,
+    )
     return sweep.J, sweep.grad

@@ -43,7 +43,13 @@ from torch.func import grad, jvp
 
 from learnlaw.core.task import Task
 
-__all__ = ["AutodiffKernels", "LogisticKernels", "ReverseOverReverseKernels", "kernels_for"]
+__all__ = [
+    "AutodiffKernels",
+    "LogisticKernels",
+    "ReverseOverReverseKernels",
+    "kernels_for",
+    "resolve_kernels",
+]
 
 
 class _SegmentOps:
@@ -281,11 +287,35 @@ _KERNELS = {
 }
 
 
+def resolve_kernels(name: str, device: torch.device | str) -> str:
+    """The kernels that ``name`` means on ``device``.
+
+    ``"auto"`` picks the faster exact autodiff kernels for the device: ``"autodiff_rr"`` (double
+    backward) on a CPU, where it measured faster (``python -m learnlaw.bench``: one policy
+    epoch of the MLP cost 2.67 training runs against 4.27 with the jvp), and ``"autodiff"``
+    (forward-over-reverse jvp) on any other device, the usual choice on accelerators (not
+    measured here: run the benchmark on yours and pass the name explicitly). Other names are
+    returned unchanged.
+    """
+    if name != "auto":
+        return name
+    return "autodiff_rr" if torch.device(device).type == "cpu" else "autodiff"
+
+
 def kernels_for(task: Task):
-    """The kernels named by ``task.kernels``."""
-    try:
-        return _KERNELS[task.kernels](task)
-    except KeyError:
+    """The kernels named by ``task.kernels`` (``"auto"``: see :func:`resolve_kernels`).
+
+    Inside a ``torch.distributed`` group of R > 1 processes they are this rank's kernels on its
+    shard of the examples, with the reductions (:class:`learnlaw.core.distributed.ShardedKernels`).
+    """
+    from learnlaw.core.distributed import ShardedKernels, shard_of
+
+    name = resolve_kernels(task.kernels, task.device)
+    if name not in _KERNELS:
         raise ValueError(
-            f"unknown kernels {task.kernels!r}; expected one of {sorted(_KERNELS)}"
-        ) from None
+            f"unknown kernels {task.kernels!r}; expected one of {sorted(_KERNELS) + ['auto']}"
+        )
+    shard = shard_of(task)
+    if shard is None:
+        return _KERNELS[name](task)
+    return ShardedKernels(_KERNELS[name](shard.local_task(task)), shard)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from learnlaw.core.distributed import gather_columns, shard_of
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
@@ -39,11 +40,15 @@ def contributions(
         task: the task.
         params: θ as a dict (default θ₀).
         split: whose mean gradient to project on: ``"desired"`` (default) or ``"test"``.
+
+    Inside a ``torch.distributed`` group of R > 1 processes each rank computes its shard's
+    N_r contributions (one all-reduce of the P-float split gradient) and every rank returns
+    all N (one all-gather).
     """
     params = task.params0 if params is None else params
     theta = task.spec.flatten(params).detach()
     with torch.no_grad():
-        return kernels_for(task).contributions(theta, split)
+        return gather_columns(kernels_for(task).contributions(theta, split), shard_of(task))
 
 
 def contribution_trajectory(
@@ -52,12 +57,13 @@ def contribution_trajectory(
     """CT_{t,n} at every θ_t of a flat ``(T', P)`` trajectory, shape ``(T', N)``."""
     kernels = kernels_for(task)
     with torch.no_grad():
-        return torch.cat(
+        local = torch.cat(
             [
                 kernels.contributions_batch(trajectory[s : s + block], split)
                 for s in range(0, len(trajectory), block)
             ]
         )
+    return gather_columns(local, shard_of(task))
 
 
 class SimResult(NamedTuple):

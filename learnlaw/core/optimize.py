@@ -21,10 +21,18 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.checkpoint import atomic_save, load_file, load_state, save_state
+from learnlaw.core.distributed import (
+    all_reduce,
+    gather_columns,
+    local_columns,
+    project_simplex_sharded,
+    shard_of,
+)
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration
-from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
+from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
-from learnlaw.core.training import Run, check_lr, train
+from learnlaw.core.training import DIVERGENCE_FACTOR, Run, check_factor, check_lr, train
 
 __all__ = ["optimize_policy", "SearchResult", "SearchConfig"]
 
@@ -74,12 +82,6 @@ class SearchResult:
         return [h[name] for h in self.history]
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _step_size(outer_lr: float, schedule: str, epoch: int, epochs: int) -> float:
     if schedule == "constant":
         return outer_lr
@@ -102,6 +104,8 @@ def optimize_policy(
     initial_policy: Tensor | None = None,
     penalty: Callable[[Tensor], tuple[float, Tensor]] | None = None,
     progress: bool = True,
+    callback: Callable[[dict], None] | None = None,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
 ) -> SearchResult:
     """Search a near-optimal policy by projected gradient descent on J(γ) = Σ_{t=1}^T L_dsr(θ_t).
 
@@ -126,8 +130,28 @@ def optimize_policy(
         penalty: a regulariser R(γ) minimised together with J: ``penalty(policy)`` returns
             ``(R, ∂R/∂γ)``; the step then uses ∂J/∂γ + ∂R/∂γ and the history records ``R``.
         progress: a tqdm bar over epochs showing the current J.
+        callback: called with each new history entry, once the epoch's state is saved (the
+            entry of epoch E, the final policy, comes after the last update); an exception it
+            raises stops the search, which ``resume=True`` then continues.
+        divergence_factor: the divergence criterion of every training run and sweep (see
+            :data:`learnlaw.core.training.DIVERGENCE_FACTOR`; ``None``: non-finite only).
+
+    Inside a ``torch.distributed`` group of R > 1 processes (:mod:`learnlaw.core.distributed`)
+    every rank holds and updates only its ``(T, N_r)`` columns of γ: the sweep reduces
+    P floats per step, the projection 2T floats per round of its threshold iteration
+    (:func:`~learnlaw.core.distributed.project_simplex_sharded`), and the checkpoints are
+    per rank (:mod:`learnlaw.core.checkpoint`; resuming needs the same R). The full policy is
+    assembled once, at the end (one all-gather); so are kept policies. Every rank returns the
+    same :class:`SearchResult`. ``penalty`` is not supported there.
     """
     lr = check_lr(lr)
+    divergence_factor = check_factor(divergence_factor)
+    shard = shard_of(task)
+    if shard is not None and penalty is not None:
+        raise ValueError(
+            "penalty= is not supported inside a torch.distributed group (a penalty sees the "
+            "whole policy); run the penalised search in one process"
+        )
     check_lr(outer_lr)
     if not (isinstance(epochs, int) and epochs >= 0):
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -151,10 +175,12 @@ def optimize_policy(
         None if penalty is None else getattr(penalty, "__name__", type(penalty).__name__),
     )
     opts = dict(dtype=task.dtype, device=task.device)
-    uniform = uniform_policy(steps, task.n_train, **opts)
-    baseline = train(task, uniform, lr)
+    n_local = task.n_train if shard is None else shard.size()
+    uniform = torch.full((steps, n_local), 1.0 / task.n_train, **opts)  # this rank's columns
+    baseline = train(task, uniform, lr, divergence_factor=divergence_factor)
     if initial_policy is not None:
-        policy = validate_policy(initial_policy, steps=steps, n=task.n_train).to(**opts).clone()
+        policy = validate_policy(initial_policy, steps=steps, n=task.n_train).to(**opts)
+        policy = local_columns(policy, shard).clone()
     else:
         policy = uniform.clone()
     history: list[dict] = []
@@ -163,9 +189,8 @@ def optimize_policy(
     ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if ckdir is not None:
         ckdir.mkdir(parents=True, exist_ok=True)
-        state_path = ckdir / "state.pt"
-        if resume and state_path.exists():
-            state = torch.load(state_path, map_location=task.device, weights_only=False)
+        state = load_state(ckdir, shard, task.device) if resume else None
+        if state is not None:
             if state["config"] != asdict(config):
                 diff = {
                     k: (v, asdict(config)[k])
@@ -173,12 +198,12 @@ def optimize_policy(
                     if asdict(config).get(k) != v
                 }
                 raise ValueError(
-                    f"cannot resume from {state_path}: it was saved by a different search "
+                    f"cannot resume from {ckdir}: it was saved by a different search "
                     f"(saved vs now: {diff}); use another checkpoint_dir or resume=False"
                 )
             policy, history, start = state["policy"].to(**opts), state["history"], state["epoch"]
             for e in state["kept"]:
-                kept[e] = torch.load(ckdir / f"policy_{e}.pt", map_location=task.device)
+                kept[e] = load_file(ckdir / f"policy_{e}.pt", task.device)
 
     def record(epoch: int, desired: Tensor, test: Tensor, eps: float) -> dict:
         entry = dict(
@@ -187,17 +212,21 @@ def optimize_policy(
             test_auc=float(test[1:].sum()),
             cr_test=compression_ratio(test, task.vocab_size),
             ar_test=empirical_acceleration(baseline.test_loss, test),
-            zero_fraction=float((policy == 0).sum()) / policy.numel(),
+            zero_fraction=zeros() / (steps * task.n_train),
             outer_lr=eps,
         )
         history.append(entry)
         return entry
 
+    def zeros() -> float:
+        count = (policy == 0).sum().to(policy.dtype).reshape(1)
+        return float(all_reduce(count)[0]) if shard is not None else float(count[0])
+
     def keep_now(epoch: int) -> None:
         if epoch in keep and epoch not in kept:
-            kept[epoch] = policy.clone()
-            if ckdir is not None:
-                _atomic_save(kept[epoch], ckdir / f"policy_{epoch}.pt")
+            kept[epoch] = gather_columns(policy, shard).clone()
+            if ckdir is not None and (shard is None or shard.rank == 0):
+                atomic_save(kept[epoch], ckdir / f"policy_{epoch}.pt")
 
     bar = tqdm(
         range(start, epochs),
@@ -207,7 +236,13 @@ def optimize_policy(
         total=epochs,
     )
     for epoch in bar:
-        sweep = adjoint_sweep(task, policy, lr, checkpoint_every=checkpoint_every)
+        sweep = adjoint_sweep(
+            task,
+            policy,
+            lr,
+            checkpoint_every=checkpoint_every,
+            divergence_factor=divergence_factor,
+        )
         eps = _step_size(outer_lr, schedule, epoch, epochs)
         entry = record(epoch, sweep.desired_loss, sweep.test_loss, eps)
         grad = sweep.grad
@@ -217,10 +252,11 @@ def optimize_policy(
             grad = grad + pgrad
         keep_now(epoch)
         bar.set_postfix(J=f"{entry['J']:.4f}", AR=f"{entry['ar_test']:.2f}")
-        step = project_simplex(policy[uniform_steps:] - eps * grad[uniform_steps:])
+        step = project_simplex_sharded(policy[uniform_steps:] - eps * grad[uniform_steps:], shard)
         policy[uniform_steps:] = step
         if ckdir is not None:
-            _atomic_save(
+            save_state(
+                ckdir,
                 dict(
                     config=asdict(config),
                     policy=policy,
@@ -228,13 +264,22 @@ def optimize_policy(
                     epoch=epoch + 1,
                     kept=sorted(kept),
                 ),
-                ckdir / "state.pt",
+                shard,
             )
+        if callback is not None:
+            callback(entry)
     bar.close()
-    final = train(task, policy, lr)
+    final = train(task, policy, lr, divergence_factor=divergence_factor)
     if not history or history[-1]["epoch"] != epochs:
-        record(epochs, final.desired_loss, final.test_loss, math.nan)
+        entry = record(epochs, final.desired_loss, final.test_loss, math.nan)
+        if callback is not None:
+            callback(entry)
     keep_now(epochs)
     return SearchResult(
-        policy=policy, history=history, kept=kept, baseline=baseline, final=final, config=config
+        policy=gather_columns(policy, shard),
+        history=history,
+        kept=kept,
+        baseline=baseline,
+        final=final,
+        config=config,
     )

@@ -79,11 +79,14 @@ class Task:
         chunk_size: full-batch quantities over a split are accumulated in chunks of this many
             examples (``None``: one chunk). Memory of one chunk's activations, not of N.
         kinds: boolean masks of shape ``(N,)`` naming planted example kinds (e.g. ``"noisy"``).
-        kernels: which step kernels compute gradients: ``"autodiff"`` (torch.func, any model;
-            the reverse step is a jvp of the gradient), ``"autodiff_rr"`` (any model; the
-            reverse step is a double backward, faster on a CPU, see :mod:`learnlaw.core.kernels`)
-            or a closed-form kernel that the task's builder guarantees is valid
-            (``"logistic"`` for a bias-free linear model with a sigmoid/BCE loss).
+        kernels: which step kernels compute gradients: ``"auto"`` (the default: the faster
+            exact autodiff kernels for the parameters' device, ``"autodiff_rr"`` on a CPU and
+            ``"autodiff"`` elsewhere, see :func:`learnlaw.core.kernels.resolve_kernels`),
+            ``"autodiff"`` (torch.func, any model; the reverse step is a jvp of the gradient),
+            ``"autodiff_rr"`` (any model; the reverse step is a double backward, faster on a
+            CPU, see :mod:`learnlaw.core.kernels`) or a closed-form kernel that the task's
+            builder guarantees is valid (``"logistic"`` for a bias-free linear model with a
+            sigmoid/BCE loss).
         info: free-form description of how the task was built (sizes, seeds, ...).
     """
 
@@ -97,7 +100,7 @@ class Task:
     name: str = "task"
     chunk_size: int | None = None
     kinds: dict[str, Tensor] = field(default_factory=dict)
-    kernels: str = "autodiff"
+    kernels: str = "auto"
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

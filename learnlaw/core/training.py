@@ -16,11 +16,68 @@ from learnlaw.core.kernels import kernels_for
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import ParamSpec, Task
 
-__all__ = ["Run", "train", "DivergenceError"]
+__all__ = ["Run", "train", "DivergenceError", "DIVERGENCE_FACTOR", "check_divergence"]
+
+DIVERGENCE_FACTOR = 100.0
+"""The default divergence criterion: a run has diverged at step t when a tracked mean loss
+L(θ_t) (desired, and test when it is tracked) is not finite or exceeds ``DIVERGENCE_FACTOR``
+times its initial value L(θ_0) (when L(θ_0) > 0). Pass ``divergence_factor=`` to
+:func:`train`, :func:`~learnlaw.core.adjoint.adjoint_sweep`,
+:func:`~learnlaw.core.adjoint.policy_gradient` or :func:`~learnlaw.core.optimize.optimize_policy`
+to change it, or ``None`` to keep only the non-finite check. The book's runs stay far below it:
+the perceptron at η ≤ 3 and the CPU-scale Transformer at η ≤ 1.5 never exceed their initial
+loss by more than a few times (tests/test_divergence.py)."""
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss."""
+    """Training diverged: a loss that is not finite or exceeds the divergence criterion."""
+
+
+def check_factor(factor: float | None) -> float | None:
+    if factor is None:
+        return None
+    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 1):
+        raise ValueError(
+            f"divergence_factor must be a finite number > 1 or None (no factor check), got "
+            f"{factor!r}"
+        )
+    return float(factor)
+
+
+def check_divergence(
+    loss: float | Tensor,
+    step: int,
+    lr: float,
+    initial: float | Tensor,
+    factor: float | None = DIVERGENCE_FACTOR,
+    what: str = "loss",
+) -> None:
+    """Raise :class:`DivergenceError` if ``loss`` at ``step`` meets the divergence criterion.
+
+    The criterion (see :data:`DIVERGENCE_FACTOR`): ``loss`` is not finite, or ``factor`` is not
+    ``None``, ``initial > 0`` and ``loss > factor · initial``. Training loops outside this
+    module (e.g. online policies) call it once per step with the loss they track.
+
+    Args:
+        loss: the mean loss at ``step`` (a float or a 0-d tensor).
+        step: t, named in the message.
+        lr: the learning rate, named in the message.
+        initial: the loss at step 0.
+        factor: the factor, or ``None`` for the non-finite check only.
+        what: the loss's name in the message (e.g. ``"desired loss"``).
+    """
+    value, start = float(loss), float(initial)
+    if not math.isfinite(value):
+        reason = f"is {value}"
+    elif factor is not None and start > 0 and value > factor * start:
+        reason = f"is {value:.4g}, more than {factor:g} times its initial value {start:.4g}"
+    else:
+        return
+    raise DivergenceError(
+        f"training diverged: the {what} at step {step} {reason} with learning rate lr={lr:g}; "
+        "lower the learning rate (or check the policy and the data), or change the criterion "
+        "with divergence_factor="
+    )
 
 
 @dataclass(frozen=True)
@@ -81,21 +138,36 @@ def check_lr(lr: float) -> float:
 
 
 def prepare_policy(task: Task, policy: Tensor) -> Tensor:
-    """Validate γ against the task and move it to the task's dtype and device."""
+    """Validate γ against the task and move it to the task's dtype and device.
+
+    Inside a process group of R > 1 (:mod:`learnlaw.core.distributed`), ``policy`` is either
+    the full ``(T, N)`` policy (the same on every rank) or this rank's ``(T, N_r)`` columns; the
+    result is this rank's columns.
+    """
+    from learnlaw.core.distributed import check_local_policy, shard_of
+
+    shard = shard_of(task)
+    if shard is not None and isinstance(policy, Tensor) and policy.ndim == 2:
+        if policy.shape[1] == shard.size() and shard.size() != task.n_train:
+            policy = policy.to(dtype=task.dtype, device=task.device)
+            return check_local_policy(policy, shard)
     validate_policy(policy, n=task.n_train)
-    return policy.to(dtype=task.dtype, device=task.device)
+    policy = policy.to(dtype=task.dtype, device=task.device)
+    return policy if shard is None else policy[:, shard.slice()]
 
 
-def raise_if_diverged(losses: Tensor, start: int, stop: int, lr: float) -> None:
-    """Raise :class:`DivergenceError` if ``losses[start:stop]`` has a non-finite entry."""
+def raise_if_diverged(
+    losses: Tensor, start: int, stop: int, lr: float, factor: float | None, what: str
+) -> None:
+    """Apply :func:`check_divergence` to ``losses[start:stop]`` (``losses[0]`` is L(θ_0))."""
     window = losses[start:stop]
     bad = ~torch.isfinite(window)
+    initial = float(losses[0])
+    if factor is not None and initial > 0:
+        bad |= window > factor * initial
     if bool(bad.any()):
         t = start + int(bad.nonzero()[0])
-        raise DivergenceError(
-            f"training diverged: the loss at step {t} is {losses[t].item()} with learning rate "
-            f"lr={lr:g}; lower the learning rate (or check the policy and the data)"
-        )
+        check_divergence(losses[t], t, lr, initial, factor, what)
 
 
 def forward_sweep(
@@ -107,13 +179,14 @@ def forward_sweep(
     store_every: int | None,
     track_test: bool = True,
     bar=None,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run len(policy) GD steps from the flat θ₀ in blocks of ``kernels.block`` steps.
 
     Returns ``(stored, desired, test, theta_T)``: ``stored`` holds θ_j for every j that is a
     multiple of ``store_every`` (all of them for 1, only θ₀ for ``None``), shape
     ``(T // store_every + 1, P)``; the loss curves have T+1 entries (test is nan when not
-    tracked).
+    tracked). Raises :class:`DivergenceError` (criterion: :data:`DIVERGENCE_FACTOR`).
     """
     steps = len(policy)
     opts = dict(dtype=theta.dtype, device=theta.device)
@@ -132,7 +205,9 @@ def forward_sweep(
             desired[s + 1 : e + 1] = kernels.split_losses(thetas, "desired")
             if track_test:
                 test[s + 1 : e + 1] = kernels.split_losses(thetas, "test")
-            raise_if_diverged(desired, s + 1, e + 1, lr)
+            raise_if_diverged(desired, s + 1, e + 1, lr, divergence_factor, "desired loss")
+            if track_test:
+                raise_if_diverged(test, s + 1, e + 1, lr, divergence_factor, "test loss")
             theta = thetas[-1]
             first = -(-(s + 1) // every) * every  # first multiple of `every` in s+1 … e
             for j in range(first, e + 1, every):
@@ -149,11 +224,17 @@ def train(
     *,
     keep_params: bool = False,
     progress: bool = False,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
 ) -> Run:
     """Train ``task`` for T = ``len(policy)`` full-batch GD steps under ``policy``.
 
     Cost: T weighted full-batch gradients over N plus 2T mean losses over K examples.
     Memory: O(P), or O(T·P) with ``keep_params``.
+
+    Inside a ``torch.distributed`` group of R > 1 processes every rank computes its shard of
+    the examples and one all-reduce of P floats per step makes the gradient global
+    (:mod:`learnlaw.core.distributed`); ``policy`` may then be the full ``(T, N)`` policy or
+    this rank's ``(T, N_r)`` columns, and every rank returns the same :class:`Run`.
 
     Args:
         task: the task (model, loss, splits, θ₀).
@@ -161,21 +242,31 @@ def train(
         lr: η.
         keep_params: also return the whole trajectory θ_0…θ_T (T·P floats).
         progress: show a tqdm bar.
+        divergence_factor: the divergence criterion's factor (:data:`DIVERGENCE_FACTOR`);
+            ``None`` keeps only the non-finite check.
 
     Returns:
         A :class:`Run` with the desired and test loss curves of length T+1.
 
     Raises:
-        DivergenceError: naming the first step whose loss is not finite, and the learning rate.
+        DivergenceError: naming the first step whose loss is not finite or exceeds
+            ``divergence_factor`` times its initial value, and the learning rate.
     """
     lr = check_lr(lr)
+    divergence_factor = check_factor(divergence_factor)
     policy = prepare_policy(task, policy)
     kernels = kernels_for(task)
     spec = task.spec
     theta = spec.flatten(task.params0).detach()
     with tqdm(total=len(policy), desc="train", disable=not progress, leave=False) as bar:
         stored, desired, test, theta = forward_sweep(
-            kernels, theta, policy, lr, store_every=1 if keep_params else None, bar=bar
+            kernels,
+            theta,
+            policy,
+            lr,
+            store_every=1 if keep_params else None,
+            bar=bar,
+            divergence_factor=divergence_factor,
         )
     return Run(
         desired_loss=desired,

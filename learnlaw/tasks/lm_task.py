@@ -110,6 +110,7 @@ def transformer_task(
     *,
     scale: str = "cpu",
     attn_scale: str = "d_model",
+    kernels: str = "auto",
 ) -> Task:
     """Build the Transformer language-modelling task.
 
@@ -145,6 +146,8 @@ def transformer_task(
         scale: ``"cpu"`` or ``"paper"``, the preset of the sizes left as ``None``.
         attn_scale: ``"d_model"`` (paper) or ``"head_dim"``; see
             :class:`~learnlaw.tasks.transformer.TransformerConfig`.
+        kernels: the step kernels (default ``"auto"``: the faster exact autodiff kernels for
+            the device, see :func:`learnlaw.core.kernels.resolve_kernels`).
 
     Returns:
         A :class:`~learnlaw.core.task.Task` with ``kinds = {"perturbed", "clean"}`` and ``info``
@@ -244,7 +247,7 @@ def transformer_task(
         name="transformer",
         chunk_size=size["chunk_size"],
         kinds={"perturbed": mask.to(device), "clean": ~mask.to(device)},
-        kernels="autodiff",
+        kernels=kernels,
         info=dict(
             **size,
             vocab_size_actual=v,

@@ -48,11 +48,14 @@ def mlp_task(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
     chunk_size: int | None = None,
+    kernels: str = "auto",
 ) -> Task:
     """A teacher–student MLP classification task with the perceptron's distribution shift.
 
     Training inputs ~ N(0, 3I), desired and test inputs ~ N(0.5·1, I); labels are the argmax of
     a random teacher MLP of the same shape. The student starts from PyTorch's default init.
+    ``kernels`` names the step kernels (default ``"auto"``: the faster exact autodiff kernels for
+    the device, see :func:`learnlaw.core.kernels.resolve_kernels`).
     """
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -78,6 +81,7 @@ def mlp_task(
         vocab_size=classes,
         name="mlp",
         chunk_size=chunk_size,
+        kernels=kernels,
         info=dict(
             dim=dim,
             hidden=hidden,
