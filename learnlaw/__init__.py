@@ -55,6 +55,7 @@ from learnlaw.core.optimize import SearchResult, optimize_policy
 from learnlaw.core.policy import PolicyError, project_simplex, uniform_policy, validate_policy
 from learnlaw.core.task import ParamSpec, Task
 from learnlaw.core.training import DivergenceError, Run, train
+from learnlaw.policies.online import ONLINE_RULES, OnlineResult, online_policy
 from learnlaw.policies.parametric import block_policy, example_features, feature_policy
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
 from learnlaw.tasks.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
@@ -139,4 +140,7 @@ __all__ = [
     "feature_policy",
     "fit_block_policy",
     "fit_feature_policy",
+    "ONLINE_RULES",
+    "OnlineResult",
+    "online_policy",
 ]

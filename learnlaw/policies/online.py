@@ -1,0 +1,421 @@
+"""Online Learning-Law policies: γ_t read off the contributions at θ_t, in one training run.
+
+At every step t the rule looks at the contributions CT_{t,n} = ∇L_dsr(θ_t)·∇l_n(θ_t) of the N
+training examples (their local learning speeds, :func:`learnlaw.contributions`), picks the row
+γ_t ∈ Δ^{N−1} from them and takes the step θ_{t+1} = θ_t − η Σ_n γ_{t,n} ∇l_n(θ_t). No policy
+search, no adjoint sweep: the policy is built while training, and ``train(task, policy, lr)``
+replays the same run.
+
+What the optimal policy satisfies, and what each rule keeps of it
+------------------------------------------------------------------
+For the AUC J = Σ_{t=1}^T L_dsr(θ_t), the adjoint gives ∂J/∂γ_{t,n} = −η ∇l_n(θ_t)·a_{t+1} with
+a_{t+1} = ∂J/∂θ_{t+1} (:mod:`learnlaw.core.adjoint`). The KKT conditions of min J over the
+simplex rows are, with one multiplier μ_t per step,
+
+    ∇l_n(θ_t)·a_{t+1} = μ_t   where γ_{t,n} > 0,        ∇l_n(θ_t)·a_{t+1} ≤ μ_t   where γ_{t,n} = 0.
+
+The Learning Law reads them with the instantaneous direction ∇L_dsr(θ_t) in place of a_{t+1}:
+every example with non-zero weight makes the *same* contribution CT_{t,n}, the others contribute
+less (Property 4.1: those with CT ≤ 0 get no weight). The rules here are greedy (one step ahead)
+readings of these conditions:
+
+* ``"relu"``: γ_{t,n} ∝ max(CT_{t,n}, 0), and uniform if no CT is positive. Keeps the zero set of
+  Property 4.1 with the threshold 0 instead of the common value μ_t (it keeps every example that
+  contributes at all), and the first-order direction ∇L_dsr(θ_t) (drops the future: a_{t+1} sums
+  the desired gradients of all later steps). Drops the equality on the support: weights grow with
+  CT instead of equalising it. It is the direction of steepest first-order decrease of L_dsr
+  restricted to the positive part, γ ∝ ∂(−ΔL_dsr)/∂γ clipped at 0.
+* ``"power"`` with ``power=p > 0``: γ_{t,n} ∝ max(CT_{t,n}, 0)^p, uniform if no CT is positive;
+  ``p = 1`` is ``"relu"``. Same zero set and same first-order direction; p → 0⁺ gives equal
+  weights on {CT > 0} (the Law's "equal weight" reading of the support), p → ∞ puts all the
+  weight on argmax CT (the minimiser of the first-order model −η γ·CT over the simplex, a vertex).
+* ``"quadratic"``: γ_t minimises the second-order model of the desired loss after the step,
+
+      m(γ) = L_dsr(θ_t) − η γ·CT_t + ½ η² γᵀ G H_dsr Gᵀ γ  ≈  L_dsr(θ_t − η Gᵀγ),
+
+  over the trust region C = {γ ∈ Δ : γ_n ≤ ρ/N} (``cap=ρ``; ``None``: the whole simplex), with
+  G the (N, P) per-example gradients at θ_t (never formed) and H_dsr the Hessian of L_dsr at θ_t.
+  Its KKT conditions are *exactly* the Law's, for a one-step horizon and with the contribution
+  measured after the step: writing ĈT_n = CT_n − η (G H_dsr Gᵀγ)_n ≈ ∇L_dsr(θ_{t+1})·∇l_n(θ_t),
+
+      ĈT_n = μ_t  where 0 < γ_n < ρ/N,    ĈT_n ≤ μ_t  where γ_n = 0,    ĈT_n ≥ μ_t  where γ_n = ρ/N.
+
+  Keeps: equal contribution on the support and zero weight below the common value (not below
+  0), with the curvature of L_dsr that makes concentrating on a few examples costly. Drops: the
+  horizon beyond t+1 (a_{t+1} ≈ ∇L_dsr(θ_{t+1}) instead of the sum over all later steps) and
+  terms of third order in η. The cap is the trust region: it bounds how far γ_t moves from the
+  uniform row (and so the step) where the quadratic model may be wrong; it adds the third case.
+  Solved by ``iters`` projected-gradient iterations with exact line search on the quadratic
+  (warm-started at γ_{t−1}); each iteration costs one Gᵀv, one H_dsr v and one Gv — about one
+  more plain training step. Needs Hessian-vector products of L_dsr (closed form for the
+  perceptron, forward-over-reverse autodiff otherwise).
+
+CT always comes from the desired split (or the part of it the caller passes as ``desired=``),
+never from the test split.
+
+Cost, per step, in plain training steps: ``"relu"`` and ``"power"`` add one ∇L_dsr (a pass over
+the K desired examples) and one jvp over the N training examples (no N×P matrix); measured by
+``python -m learnlaw.bench`` (≈ 2× a plain run for the perceptron). ``"quadratic"`` adds about
+``iters`` + 1 more.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.func import grad, jvp
+from tqdm.auto import tqdm
+
+from learnlaw.core.kernels import LogisticKernels, kernels_for
+from learnlaw.core.policy import project_simplex
+from learnlaw.core.task import Task
+from learnlaw.core.training import (
+    DIVERGENCE_FACTOR,
+    DivergenceError,
+    Run,
+    check_factor,
+    check_lr,
+    raise_if_diverged,
+)
+
+__all__ = ["ONLINE_RULES", "OnlineResult", "online_policy", "project_capped_simplex"]
+
+ONLINE_RULES = ("relu", "power", "quadratic")
+_RULE_PARAMS = {"relu": (), "power": ("power",), "quadratic": ("cap", "iters", "tol")}
+
+
+@dataclass(frozen=True)
+class OnlineResult:
+    """What :func:`online_policy` returns.
+
+    Attributes:
+        policy: γ, ``(T, N)``, the rows the rule chose (γ_t from the contributions at θ_t).
+        run: the training run under ``policy`` — the same curves as ``train(task, policy, lr)``.
+        rule: the rule's name.
+        rule_params: its parameters, defaults filled in.
+        contributions: ``(T, N)`` CT_{t,n} at θ_t, if ``keep_contributions=True``, else ``None``.
+        inner_iters: ``(T,)`` projected-gradient iterations used per step (``"quadratic"`` only).
+    """
+
+    policy: Tensor
+    run: Run
+    rule: str
+    rule_params: dict = field(default_factory=dict)
+    contributions: Tensor | None = None
+    inner_iters: Tensor | None = None
+
+
+# -- rule parameters ---------------------------------------------------------------------------
+def _rule_params(rule: str, params: dict) -> dict:
+    if rule not in ONLINE_RULES:
+        raise ValueError(f"unknown online rule {rule!r}; the known rules are {ONLINE_RULES}")
+    extra = sorted(set(params) - set(_RULE_PARAMS[rule]))
+    if extra:
+        raise TypeError(
+            f"rule {rule!r} takes the parameters {_RULE_PARAMS[rule] or '(none)'}, got {extra}"
+        )
+    if rule == "power":
+        if "power" not in params:
+            raise TypeError("rule 'power' needs power=p > 0 (e.g. online_policy(..., power=2))")
+        p = params["power"]
+        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p)):
+            raise ValueError(f"power must be a finite number > 0, got {p!r}")
+        if p <= 0:
+            raise ValueError(f"power must be > 0 (γ ∝ max(CT, 0)^p), got {p!r}")
+        return {"power": float(p)}
+    if rule == "quadratic":
+        out = {"cap": params.get("cap", 8.0), "iters": params.get("iters", 5)}
+        out["tol"] = params.get("tol", 1e-9)
+        cap, iters, tol = out["cap"], out["iters"], out["tol"]
+        if cap is not None and not (isinstance(cap, (int, float)) and cap >= 1):
+            raise ValueError(f"cap must be None or a number ≥ 1 (γ_n ≤ cap/N), got {cap!r}")
+        if not (isinstance(iters, int) and iters >= 1):
+            raise ValueError(f"iters must be a positive int, got {iters!r}")
+        if not (isinstance(tol, (int, float)) and tol >= 0):
+            raise ValueError(f"tol must be a number ≥ 0, got {tol!r}")
+        return out
+    return {}
+
+
+# -- the simple rules --------------------------------------------------------------------------
+def _power_weights(ct: Tensor, p: float) -> Tensor:
+    """γ ∝ max(CT, 0)^p (uniform if no CT is positive), computed from CT / max CT (no overflow)."""
+    pos = ct.clamp_min(0)
+    top = pos.max()
+    if not bool(top > 0):
+        return torch.full_like(ct, 1.0 / len(ct))
+    w = pos / top if p == 1 else (pos / top).pow(p)
+    return w / w.sum()
+
+
+# -- the quadratic rule ------------------------------------------------------------------------
+def project_capped_simplex(v: Tensor, cap: float, iters: int = 100) -> Tensor:
+    """Euclidean projection of a vector onto {x : Σx = 1, 0 ≤ x ≤ cap} (needs cap·N ≥ 1).
+
+    The KKT conditions give x = clip(v − τ, 0, cap) with τ fixed by Σx = 1; τ is bracketed by
+    bisection (f(τ) = Σ clip(v − τ, 0, cap) − 1 is non-increasing), then solved exactly on the
+    final free set. Cost O(N·iters).
+    """
+    n = v.numel()
+    if cap * n < 1 - 1e-12:
+        raise ValueError(f"cap·N = {cap * n:g} < 1: no point of the simplex is under the cap")
+    lo = v.min() - cap  # f(lo) = N·cap − 1 ≥ 0
+    hi = v.max()  # f(hi) = −1 < 0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        f = (v - mid).clamp(0, cap).sum() - 1
+        lo, hi = (mid, hi) if bool(f > 0) else (lo, mid)
+        if bool(hi - lo <= 1e-15 * (1 + v.abs().max())):
+            break
+    tau = 0.5 * (lo + hi)
+    free = (v - tau > 0) & (v - tau < cap)
+    n_free = int(free.sum())
+    if n_free:
+        n_cap = int((v - tau >= cap).sum())
+        tau = (v[free].sum() + cap * n_cap - 1) / n_free
+    return (v - tau).clamp(0, cap)
+
+
+class _Curvature:
+    """Matrix-free products with G (per-example gradients) and H_dsr at one θ."""
+
+    def __init__(self, kernels, ct_task: Task):
+        self.kernels = kernels
+        self.ct_task = ct_task
+        self.logistic = isinstance(kernels, LogisticKernels)
+        if self.logistic:
+            x, y = ct_task.desired
+            self.xd, self.yd = x, y.to(ct_task.dtype)
+        else:
+            spec = ct_task.spec
+
+            def summed(theta, x, y):
+                return ct_task.per_example_loss(spec.unflatten(theta), x, y).sum()
+
+            self._dgrad = grad(summed)
+
+    def at(self, theta: Tensor) -> None:
+        self.theta = theta
+        if self.logistic:
+            x, y = self.kernels.data["train"]
+            self.r = torch.sigmoid(x @ theta) - y  # ∇l_n = r_n x_n
+            o = torch.sigmoid(self.xd @ theta)
+            self.s = o * (1 - o) / len(self.yd)  # H_dsr = Xdᵀ diag(s) Xd
+
+    def gt(self, gamma: Tensor) -> Tensor:
+        """Gᵀγ = Σ_n γ_n ∇l_n, ``(P,)``."""
+        if self.logistic:
+            return self.kernels.xt @ (gamma * self.r)
+        return self.kernels.train_grad(self.theta, gamma)
+
+    def g(self, v: Tensor) -> Tensor:
+        """G v = [∇l_n·v]_n, ``(N,)``."""
+        if self.logistic:
+            return self.r * torch.mv(self.kernels.xt.T, v)
+        return self.kernels.directional(self.theta, v, "train")
+
+    def h(self, v: Tensor) -> Tensor:
+        """H_dsr v, ``(P,)``."""
+        if self.logistic:
+            return self.xd.T @ (self.s * (self.xd @ v))
+        total = torch.zeros_like(v)
+        for _, x, y in self.ct_task.chunks("desired"):
+            total += jvp(lambda th: self._dgrad(th, x, y), (self.theta,), (v,))[1]
+        return total / self.ct_task.n_desired
+
+
+def _quadratic_weights(
+    ct: Tensor, lr: float, ops: _Curvature, start: Tensor, cap: float | None, iters: int, tol
+) -> tuple[Tensor, int]:
+    """Minimise m(γ) = −η γ·CT + ½η² ‖Gᵀγ‖²_{H_dsr} over C by projected gradient + line search."""
+    n = len(ct)
+
+    def proj(v: Tensor) -> Tensor:
+        return project_simplex(v) if cap is None else project_capped_simplex(v, cap / n)
+
+    gamma = proj(start)
+    hd = ops.h(ops.gt(gamma))
+    grad_m = -lr * ct + lr**2 * ops.g(hd)
+    curv0 = lr**2 * float(ops.gt(gamma) @ hd)
+    step = (
+        float(gamma @ gamma) / curv0 if curv0 > 0 else 1.0 / (lr * float(ct.abs().max()) + 1e-300)
+    )
+    used = 0
+    for used in range(1, iters + 1):
+        delta = proj(gamma - step * grad_m) - gamma
+        slope = float(grad_m @ delta)
+        if slope >= 0 or float(delta.abs().sum()) <= tol:
+            break
+        u = ops.gt(delta)
+        hu = ops.h(u)
+        curv = lr**2 * float(u @ hu)
+        alpha = 1.0 if curv <= 0 else min(1.0, -slope / curv)
+        gamma = gamma + alpha * delta
+        grad_m = grad_m + alpha * lr**2 * ops.g(hu)
+        if curv > 0:
+            step = float(delta @ delta) / curv  # inverse curvature along the last direction
+    # tidy rounding: exact zeros stay zero, and the row sums to 1
+    gamma = gamma.clamp_min(0)
+    return gamma / gamma.sum(), used
+
+
+# -- the online run ----------------------------------------------------------------------------
+def _ct_task(task: Task, desired) -> Task:
+    """The task whose desired split the contributions are measured on."""
+    if desired is not None:
+        if not (isinstance(desired, tuple) and len(desired) == 2):
+            raise TypeError(
+                f"desired must be an (inputs, targets) pair (e.g. part of task.desired), got "
+                f"{type(desired).__name__}"
+            )
+        x, y = desired
+        if len(x) != len(y):
+            raise ValueError(f"desired has {len(x)} inputs but {len(y)} targets")
+        x = x.to(task.device, task.dtype) if x.dtype.is_floating_point else x.to(task.device)
+        task = task.with_(desired=(x, y.to(task.device)))
+    if task.n_desired == 0:
+        raise ValueError(
+            "the desired split is empty (K = 0): the contributions CT_n = ∇L_dsr·∇l_n need at "
+            "least one desired example; give the task a desired split or pass desired=(x, y)"
+        )
+    return task
+
+
+def online_policy(
+    task: Task,
+    steps: int,
+    lr: float,
+    rule: str = "relu",
+    *,
+    desired: tuple[Tensor, Tensor] | None = None,
+    keep_params: bool = False,
+    keep_contributions: bool = False,
+    progress: bool = False,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
+    **rule_params,
+) -> OnlineResult:
+    """Train ``task`` for T steps, choosing each γ_t by an online rule from CT at θ_t.
+
+    Rules (see the module docstring for what each keeps of the Learning Law's optimality
+    conditions): ``"relu"`` γ_t ∝ max(CT_t, 0); ``"power"`` (``power=p > 0``)
+    γ_t ∝ max(CT_t, 0)^p — both uniform when no CT_{t,n} is positive; ``"quadratic"``
+    (``cap=8.0``, ``iters=5``, ``tol=1e-9``) the minimiser of the second-order model of
+    L_dsr(θ_{t+1}) over {γ ∈ Δ : γ_n ≤ cap/N}.
+
+    Cost: T training steps plus, per step, one contribution pass (a ∇L_dsr over K and one jvp
+    over N); ``"quadratic"`` adds about ``iters`` + 1 plain steps per step. Memory: O(N + P),
+    plus T·N for the returned policy, T·N with ``keep_contributions`` and T·P with
+    ``keep_params``.
+
+    Args:
+        task: the task; its test split is only recorded in ``run.test_loss``, never used.
+        steps: T.
+        lr: η.
+        rule: one of :data:`ONLINE_RULES`.
+        desired: ``(inputs, targets)`` to measure CT on instead of ``task.desired`` (e.g. the
+            fit part of a validation split). The run's curves still use the task's splits.
+        keep_params: keep θ_0…θ_T in ``run.trajectory``.
+        keep_contributions: return the ``(T, N)`` contributions CT_{t,n} at θ_t.
+        progress: show a tqdm bar.
+        divergence_factor: the divergence criterion of :func:`learnlaw.train` (a loss above
+            this many times its initial value, or not finite); ``None``: non-finite only.
+        **rule_params: the rule's parameters (``power``; ``cap``, ``iters``, ``tol``).
+
+    Returns:
+        An :class:`OnlineResult`; ``result.run`` has the same curves as
+        ``train(task, result.policy, lr)``.
+
+    Raises:
+        ValueError: an unknown rule (the message lists the known ones), a power ≤ 0, an empty
+            desired split, non-finite contributions at a finite θ_t.
+        TypeError: parameters the rule does not take, or a missing ``power``.
+        DivergenceError: a loss that is not finite or above ``divergence_factor`` times its
+            initial value, naming the step and the learning rate (as :func:`learnlaw.train`).
+    """
+    lr = check_lr(lr)
+    factor = check_factor(divergence_factor)
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    params = _rule_params(rule, rule_params)
+    ct_task = _ct_task(task, desired)
+    kernels = kernels_for(task)
+    ct_kernels = kernels_for(ct_task) if ct_task is not task else kernels
+    curvature = _Curvature(ct_kernels, ct_task) if rule == "quadratic" else None
+    power = params.get("power", 1.0)
+
+    spec = task.spec
+    theta = spec.flatten(task.params0).detach()
+    opts = dict(dtype=theta.dtype, device=theta.device)
+    n, p_size, block = task.n_train, theta.numel(), kernels.block
+    policy = torch.empty(steps, n, **opts)
+    cts = torch.empty(steps, n, **opts) if keep_contributions else None
+    traj = torch.empty(steps + 1, p_size, **opts) if keep_params else None
+    inner = torch.zeros(steps, dtype=torch.long) if rule == "quadratic" else None
+    desired_curve = torch.empty(steps + 1, **opts)
+    test_curve = torch.empty(steps + 1, **opts)
+    buf = theta.new_empty(min(block, steps), p_size)
+    if traj is not None:
+        traj[0] = theta
+    gamma = None
+
+    def flush(t: int) -> None:
+        """Losses at θ_{s+1} … θ_{t+1} (the buffered block), then the divergence check."""
+        j = t % block
+        s = t - j
+        desired_curve[s + 1 : t + 2] = kernels.split_losses(buf[: j + 1], "desired")
+        test_curve[s + 1 : t + 2] = kernels.split_losses(buf[: j + 1], "test")
+        raise_if_diverged(desired_curve, s + 1, t + 2, lr, factor, "desired loss")
+        raise_if_diverged(test_curve, s + 1, t + 2, lr, factor, "test loss")
+
+    with torch.no_grad(), tqdm(total=steps, desc=f"online {rule}", disable=not progress) as bar:
+        desired_curve[0] = kernels.split_losses(theta[None], "desired")[0]
+        test_curve[0] = kernels.split_losses(theta[None], "test")[0]
+        for t in range(steps):
+            ct = ct_kernels.contributions(theta, "desired")
+            bad = ~torch.isfinite(ct)
+            if bool(bad.any()):
+                if t % block:
+                    flush(t - 1)  # a diverged θ_t raises DivergenceError here
+                raise ValueError(
+                    f"{int(bad.sum())} of the {n} contributions at step {t} are not finite "
+                    f"(e.g. CT[{int(bad.nonzero()[0])}] = {ct[bad][0].item()}) while θ_{t} is "
+                    "finite; check the desired split (non-finite inputs or targets) and the loss"
+                )
+            if cts is not None:
+                cts[t] = ct
+            if rule == "quadratic":
+                curvature.at(theta)
+                start = _power_weights(ct, 1.0) if gamma is None else gamma
+                gamma, used = _quadratic_weights(
+                    ct, lr, curvature, start, params["cap"], params["iters"], params["tol"]
+                )
+                inner[t] = used
+            else:
+                gamma = _power_weights(ct, power)
+            policy[t] = gamma
+            theta = kernels.forward_segment(theta, policy[t : t + 1], lr)[0]
+            buf[t % block] = theta
+            if traj is not None:
+                traj[t + 1] = theta
+            finite = bool(torch.isfinite(theta).all())
+            if not finite or t % block == block - 1 or t == steps - 1:
+                flush(t)
+            if not finite:
+                raise DivergenceError(
+                    f"training diverged: θ at step {t + 1} is not finite with learning rate "
+                    f"lr={lr:g}; lower the learning rate"
+                )
+            bar.update(1)
+    run = Run(
+        desired_loss=desired_curve,
+        test_loss=test_curve,
+        lr=lr,
+        vocab_size=task.vocab_size,
+        final_params={k: v.clone() for k, v in spec.unflatten(theta).items()},
+        trajectory=traj,
+        spec=spec,
+    )
+    return OnlineResult(policy, run, rule, params, cts, inner)
