@@ -8,6 +8,7 @@
 #                                executes only a chapter stored without outputs)
 #   make execute NB=book/X.ipynb re-execute one chapter in place, storing its outputs
 #   make sync                    rewrite every chapter's set-up cell from _config.yml
+#   make mathjax                 fetch the pinned MathJax the book serves (make book does it)
 #   make lint / make format      ruff
 #   make clean                   remove _build/ and the chapters' _results/
 
@@ -29,7 +30,15 @@ export TQDM_DISABLE := 1
 # A non-interactive matplotlib backend would drop figures from the chapters' outputs.
 unexport MPLBACKEND
 
-.PHONY: help install book test execute sync lint format clean
+# MathJax, served from the built book itself (no page loads anything from another host). It comes
+# from the npm registry, pinned by version and checked against the tarball's sha512 (npm's
+# "integrity"), and is unpacked into build/mathjax/, which _config.yml adds to the book's
+# _static/ (mathjax_path). Needs npm (Node.js); `apt-get install npm` where it is missing.
+MATHJAX_VERSION := 3.2.2
+MATHJAX_SHA512 := Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==
+MATHJAX := build/mathjax/mathjax/tex-mml-chtml.js
+
+.PHONY: help install mathjax book test execute sync lint format clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -47,8 +56,21 @@ $(STAMP): pyproject.toml requirements/torch-cpu.txt | $(BIN)/python
 install: $(STAMP)
 
 # --- the book -------------------------------------------------------------------------------
+$(MATHJAX): Makefile
+	@command -v npm >/dev/null || { echo "make book needs npm (Node.js) to fetch MathJax $(MATHJAX_VERSION) from the npm registry: install it (Debian: apt-get install npm)" >&2; exit 1; }
+	rm -rf build/mathjax && mkdir -p build/mathjax/tmp
+	cd build/mathjax/tmp && npm pack --silent --no-fund --no-audit mathjax@$(MATHJAX_VERSION) >/dev/null
+	@got="$$(openssl dgst -sha512 -binary build/mathjax/tmp/mathjax-$(MATHJAX_VERSION).tgz | base64 -w0)"; \
+	if [ "$$got" != "$(MATHJAX_SHA512)" ]; then \
+	  echo "mathjax-$(MATHJAX_VERSION).tgz: sha512 $$got, expected $(MATHJAX_SHA512)" >&2; exit 1; fi
+	tar -xzf build/mathjax/tmp/mathjax-$(MATHJAX_VERSION).tgz -C build/mathjax/tmp package/es5
+	mv build/mathjax/tmp/package/es5 build/mathjax/mathjax && rm -rf build/mathjax/tmp
+	@test -f $@ && touch $@
+
+mathjax: $(MATHJAX)
+
 # EXECUTE=auto renders chapters from their stored outputs (see scripts/book_execution.py).
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	@case "$(EXECUTE)" in auto|force|cache|off) ;; \
 	  *) echo "EXECUTE must be auto, force, cache or off, got '$(EXECUTE)'" >&2; exit 2;; esac
 	BOOK_EXECUTE=$(EXECUTE) $(BIN)/jupyter-book build --all $(JB_FLAGS) .

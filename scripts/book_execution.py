@@ -1,5 +1,7 @@
 """Sphinx extension (loaded through _config.yml): which chapters the book build executes.
 
+(It also drops a script that another extension adds twice to each page: see the end.)
+
 myst-nb's ``auto`` mode executes every notebook that has a code cell without outputs, and every
 chapter has some (the set-up cell prints nothing), so ``auto`` alone would re-run all chapters
 on every build. With this extension, ``auto`` means: a chapter stored executed (every non-empty
@@ -56,6 +58,27 @@ def _configure(app: Sphinx, config: Config) -> None:
     logger.info(f"[book_execution] rendered from stored outputs: {', '.join(stored) or 'none'}")
 
 
+def _drop_repeated_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Keep one copy of each script on a page.
+
+    With Sphinx 7.4 and sphinx-thebe 0.3.1, the inline script that declares
+    ``const THEBE_JS_URL`` is added to every page twice, and the browser then throws
+    "Identifier 'THEBE_JS_URL' has already been declared" (tests/test_browser.py fails on it).
+    """
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, kept = set(), []
+    for js in scripts:
+        name = getattr(js, "filename", js) or None  # an inline script has "" or None
+        key = (name, tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    scripts[:] = kept
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _configure)
+    app.connect("html-page-context", _drop_repeated_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
