@@ -42,6 +42,7 @@ from learnlaw.analysis.theory import (
     projection_kkt,
 )
 from learnlaw.core.adjoint import adjoint_sweep, policy_gradient
+from learnlaw.core.checkpoint import CheckpointError
 from learnlaw.core.law import (
     contribution_trajectory,
     contributions,
@@ -54,9 +55,10 @@ from learnlaw.core.metrics import auc, compression_ratio, empirical_acceleration
 from learnlaw.core.optimize import SearchResult, optimize_policy
 from learnlaw.core.policy import PolicyError, project_simplex, uniform_policy, validate_policy
 from learnlaw.core.task import ParamSpec, Task
-from learnlaw.core.training import DivergenceError, Run, train
+from learnlaw.core.training import DIVERGENCE_FACTOR, DivergenceError, Run, check_divergence, train
 from learnlaw.policies.online import ONLINE_RULES, OnlineResult, online_policy
-from learnlaw.policies.parametric import block_policy, example_features, feature_policy
+from learnlaw.policies.parametric import block_policy, feature_policy
+from learnlaw.policies.parametric_features import example_features, trajectory_features
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
 from learnlaw.tasks.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
 from learnlaw.tasks.perceptron import perceptron_task
@@ -110,6 +112,9 @@ __all__ = [
     "encode",
     "prequential_code_length",
     "DivergenceError",
+    "DIVERGENCE_FACTOR",
+    "check_divergence",
+    "CheckpointError",
     "ParamSpec",
     "PolicyError",
     "Run",

@@ -1,12 +1,19 @@
 """Benchmark: one policy epoch against one plain training run.
 
     python -m learnlaw.bench [--device cpu|cuda] [--dtype float32|float64] [--repeat 3] [--threads 1]
+    python -m learnlaw.bench --distributed [--quick] [--repeat 1]
 
 prints one JSON line per case: the task, its step kernels, T, N, P, the seconds of a plain training run (uniform
 policy, recording the desired-loss curve), of one policy epoch (adjoint sweep + projection +
 update), their ratio, and the peak trajectory memory (floats held for θ's, and bytes on a GPU).
 Times are the best of ``--repeat`` runs. Ratios, not absolute times, are what carry over
 between machines.
+
+With ``--distributed`` it measures data parallelism instead (:mod:`learnlaw.core.distributed`):
+per case (the MLP, and the Transformer at the chapter's CPU scale) one JSON line with ``case``,
+``seconds_1`` and ``seconds_2`` — one policy epoch (adjoint sweep + sharded projection) on 1 and
+on 2 CPU processes joined by gloo, one thread each — and ``scaling`` = seconds_2 / seconds_1
+(1/2 would be perfect; the 2-process run pays one all-reduce of P floats per step each way).
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ import time
 import torch
 
 from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.kernels import resolve_kernels
 from learnlaw.core.policy import project_simplex, uniform_policy
 from learnlaw.core.training import train
 from learnlaw.tasks.perceptron import perceptron_task
 from learnlaw.tasks.toy import mlp_task
+
+MLP_CASE = dict(dim=32, hidden=64, classes=8, layers=3, n_train=1024, n_desired=256, n_test=256)
 
 
 def _sync(device: torch.device) -> None:
@@ -57,7 +67,7 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
     t_epoch = _best(epoch, repeat, device)
     return dict(
         task=task.name,
-        kernels=task.kernels,
+        kernels=resolve_kernels(task.kernels, device),
         T=steps,
         N=task.n_train,
         P=task.n_params,
@@ -75,11 +85,102 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
     )
 
 
+def _distributed_cases(quick: bool) -> dict[str, tuple[dict, int, float]]:
+    """``{case: (task keywords, T, η)}`` of the data-parallel benchmark."""
+    if quick:
+        return {
+            "mlp": (dict(n_train=64, n_desired=16, n_test=16), 10, 0.1),
+            "transformer": (
+                dict(n_train=8, n_desired=4, n_test=4, max_len=8, vocab_size=260, d_model=8),
+                4,
+                0.5,
+            ),
+        }
+    cpu = __import__("learnlaw.tasks.lm_task", fromlist=["CPU_SCALE"]).CPU_SCALE
+    return {
+        "mlp": (MLP_CASE, 500, 0.1),
+        "transformer": (dict(scale="cpu"), cpu["steps"], cpu["lr"]),
+    }
+
+
+def _epoch_worker(case: str, quick: bool, dtype: str, repeat: int, out: str) -> None:
+    """One rank of the data-parallel benchmark: the best time of ``repeat`` policy epochs."""
+    import torch.distributed as dist
+
+    from learnlaw.core.distributed import project_simplex_sharded, shard_of
+    from learnlaw.tasks.lm_task import transformer_task
+
+    kwargs, steps, lr = _distributed_cases(quick)[case]
+    build = mlp_task if case == "mlp" else transformer_task
+    task = build(**kwargs, dtype=getattr(torch, dtype))
+    shard = shard_of(task)
+    n_local = task.n_train if shard is None else shard.size()
+    policy = torch.full((steps, n_local), 1 / task.n_train, dtype=task.dtype)
+    train(task, policy[: min(steps, 5)], lr)  # warm-up
+
+    def epoch():
+        sweep = adjoint_sweep(task, policy, lr)
+        return project_simplex_sharded(policy - 1e-6 * sweep.grad, shard)
+
+    best = float("inf")
+    for _ in range(repeat):
+        dist.barrier()
+        start = time.perf_counter()
+        epoch()
+        dist.barrier()
+        best = min(best, time.perf_counter() - start)
+    if dist.get_rank() == 0:
+        with open(out, "w") as f:
+            json.dump(dict(seconds=best, N=task.n_train, P=task.n_params, T=steps), f)
+
+
+def bench_distributed(quick: bool, dtype: str, repeat: int) -> list[dict]:
+    """The data-parallel benchmark (see the module docstring); one row per case."""
+    import os
+    import tempfile
+
+    from learnlaw.core.distributed import spawn
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in _distributed_cases(quick):
+            seconds = {}
+            for world in (1, 2):
+                out = os.path.join(tmp, f"{case}_{world}.json")
+                spawn(_epoch_worker, world, case, quick, dtype, repeat, out, threads=1)
+                with open(out) as f:
+                    info = json.load(f)
+                seconds[world] = info["seconds"]
+            row = dict(
+                case=case,
+                T=info["T"],
+                N=info["N"],
+                P=info["P"],
+                dtype=dtype,
+                seconds_1=round(seconds[1], 4),
+                seconds_2=round(seconds[2], 4),
+                scaling=round(seconds[2] / seconds[1], 3),
+            )
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="best of this many runs (default 3; 1 with --distributed)",
+    )
+    ap.add_argument(
+        "--distributed",
+        action="store_true",
+        help="time one policy epoch on 1 and on 2 gloo processes (one thread each) instead",
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     ap.add_argument(
         "--threads",
@@ -88,6 +189,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         help="torch CPU threads (default: torch's); 1 is steadier on a shared machine",
     )
     args = ap.parse_args(argv)
+    if args.repeat is not None and args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, got {args.repeat}")
+    if args.distributed:
+        if args.device != "cpu":
+            ap.error("--distributed measures CPU processes joined by gloo; drop --device")
+        return bench_distributed(args.quick, args.dtype, args.repeat or 1)
+    args.repeat = args.repeat or 3
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -101,24 +209,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         cases = [
             (perceptron_task(dtype=dtype, device=device), 2000, 0.1),
             (
-                mlp_task(
-                    dim=32,
-                    hidden=64,
-                    classes=8,
-                    layers=3,
-                    n_train=1024,
-                    n_desired=256,
-                    n_test=256,
-                    dtype=dtype,
-                    device=device,
-                ),
+                mlp_task(**MLP_CASE, dtype=dtype, device=device),
                 500,
                 0.1,
             ),
         ]
     # the multi-layer model with both autodiff reverse steps (jvp of the gradient, and a double
-    # backward): which one is faster depends on the device
-    cases += [(t.with_(kernels="autodiff_rr"), s, lr) for t, s, lr in cases if t.name == "mlp"]
+    # backward): which one is faster depends on the device; the default ("auto") is one of them
+    other = {"autodiff": "autodiff_rr", "autodiff_rr": "autodiff"}
+    cases += [
+        (t.with_(kernels=other[resolve_kernels(t.kernels, device)]), s, lr)
+        for t, s, lr in cases
+        if t.name == "mlp"
+    ]
     rows = []
     for task, steps, lr in cases:
         for ck in (None, "auto"):

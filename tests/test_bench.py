@@ -28,3 +28,13 @@ def test_quick_benchmark_lines(capsys):
             assert r["trajectory_floats"] == (steps + 1) * p
         else:
             assert r["trajectory_floats"] <= 2.2 * steps**0.5 * p
+
+
+def test_distributed_benchmark_lines(capsys):
+    rows = bench.main(["--distributed", "--quick"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == rows
+    assert [r["case"] for r in rows] == ["mlp", "transformer"]
+    for r in rows:
+        assert r["seconds_1"] > 0 and r["seconds_2"] > 0
+        assert abs(r["scaling"] - r["seconds_2"] / r["seconds_1"]) <= 0.01 * r["scaling"] + 0.01
