@@ -60,6 +60,7 @@ from learnlaw.policies.online import ONLINE_RULES, OnlineResult, online_policy
 from learnlaw.policies.parametric import block_policy, feature_policy
 from learnlaw.policies.parametric_features import example_features, trajectory_features
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
+from learnlaw.policies.tuning import LrChoice, select_lr, tune_lr, validation_task
 from learnlaw.tasks.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
 from learnlaw.tasks.perceptron import perceptron_task
 from learnlaw.tasks.stories import generate_stories
@@ -148,4 +149,8 @@ __all__ = [
     "ONLINE_RULES",
     "OnlineResult",
     "online_policy",
+    "LrChoice",
+    "select_lr",
+    "tune_lr",
+    "validation_task",
 ]

@@ -152,30 +152,33 @@ def _power_weights(ct: Tensor, p: float) -> Tensor:
 
 
 # -- the quadratic rule ------------------------------------------------------------------------
-def project_capped_simplex(v: Tensor, cap: float, iters: int = 100) -> Tensor:
+def project_capped_simplex(v: Tensor, cap: float, max_iter: int = 200) -> Tensor:
     """Euclidean projection of a vector onto {x : Σx = 1, 0 ≤ x ≤ cap} (needs cap·N ≥ 1).
 
-    The KKT conditions give x = clip(v − τ, 0, cap) with τ fixed by Σx = 1; τ is bracketed by
-    bisection (f(τ) = Σ clip(v − τ, 0, cap) − 1 is non-increasing), then solved exactly on the
-    final free set. Cost O(N·iters).
+    The KKT conditions give x = clip(v − τ, 0, cap) with τ the root of the non-increasing,
+    piecewise-linear f(τ) = Σ clip(v − τ, 0, cap) − 1 (slope −|F(τ)|, F the free set
+    {0 < v − τ < cap}). Safeguarded Newton: τ ← τ + f(τ)/|F(τ)|, which is exact as soon as F(τ)
+    is the free set of the root, kept inside a bracket [lo, hi] with f(lo) ≥ 0 > f(hi) and
+    replaced by bisection when it leaves it. A handful of O(N) rounds in practice.
     """
     n = v.numel()
     if cap * n < 1 - 1e-12:
         raise ValueError(f"cap·N = {cap * n:g} < 1: no point of the simplex is under the cap")
-    lo = v.min() - cap  # f(lo) = N·cap − 1 ≥ 0
-    hi = v.max()  # f(hi) = −1 < 0
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        f = (v - mid).clamp(0, cap).sum() - 1
-        lo, hi = (mid, hi) if bool(f > 0) else (lo, mid)
-        if bool(hi - lo <= 1e-15 * (1 + v.abs().max())):
+    lo, hi = float(v.min()) - cap, float(v.max())  # f(lo) = N·cap − 1 ≥ 0, f(hi) = −1
+    tau = (float(v.sum()) - 1) / n  # the uncapped simplex's threshold if no cap binds
+    eps = torch.finfo(v.dtype).eps
+    for _ in range(max_iter):
+        z = v - tau
+        fval = float(z.clamp(0, cap).sum()) - 1
+        n_free = int(((z > 0) & (z < cap)).sum())
+        if fval >= 0:
+            lo = tau
+        else:
+            hi = tau
+        if abs(fval) <= 4 * eps * n**0.5 or hi - lo <= eps * max(abs(lo), abs(hi), 1.0):
             break
-    tau = 0.5 * (lo + hi)
-    free = (v - tau > 0) & (v - tau < cap)
-    n_free = int(free.sum())
-    if n_free:
-        n_cap = int((v - tau >= cap).sum())
-        tau = (v[free].sum() + cap * n_cap - 1) / n_free
+        step = tau + fval / n_free if n_free else 0.5 * (lo + hi)
+        tau = step if lo < step < hi else 0.5 * (lo + hi)
     return (v - tau).clamp(0, cap)
 
 
@@ -197,11 +200,13 @@ class _Curvature:
 
             self._dgrad = grad(summed)
 
-    def at(self, theta: Tensor) -> None:
+    def at(self, theta: Tensor, resid: Tensor | None = None) -> None:
+        """Move to θ (``resid``: σ(Xθ) − y of the perceptron, if already computed)."""
         self.theta = theta
         if self.logistic:
             x, y = self.kernels.data["train"]
-            self.r = torch.sigmoid(x @ theta) - y  # ∇l_n = r_n x_n
+            # ∇l_n = r_n x_n (a copy: the caller may overwrite resid)
+            self.r = torch.sigmoid(x @ theta) - y if resid is None else resid.clone()
             o = torch.sigmoid(self.xd @ theta)
             self.s = o * (1 - o) / len(self.yd)  # H_dsr = Xdᵀ diag(s) Xd
 
@@ -345,6 +350,8 @@ def online_policy(
     ct_kernels = kernels_for(ct_task) if ct_task is not task else kernels
     curvature = _Curvature(ct_kernels, ct_task) if rule == "quadratic" else None
     power = params.get("power", 1.0)
+    fused = isinstance(kernels, LogisticKernels) and isinstance(ct_kernels, LogisticKernels)
+    y_train = kernels.data["train"][1] if fused else None
 
     spec = task.spec
     theta = spec.flatten(task.params0).detach()
@@ -374,7 +381,11 @@ def online_policy(
         desired_curve[0] = kernels.split_losses(theta[None], "desired")[0]
         test_curve[0] = kernels.split_losses(theta[None], "test")[0]
         for t in range(steps):
-            ct = ct_kernels.contributions(theta, "desired")
+            if fused:  # perceptron: σ(Xθ) − y once for CT and the step (as forward_segment)
+                resid = torch.mv(kernels.xt.T, theta).sigmoid_().sub_(y_train)
+                ct = resid * torch.mv(kernels.xt.T, ct_kernels.desired_grad(theta))
+            else:
+                ct = ct_kernels.contributions(theta, "desired")
             bad = ~torch.isfinite(ct)
             if bool(bad.any()):
                 if t % block:
@@ -387,7 +398,7 @@ def online_policy(
             if cts is not None:
                 cts[t] = ct
             if rule == "quadratic":
-                curvature.at(theta)
+                curvature.at(theta, resid if fused else None)
                 start = _power_weights(ct, 1.0) if gamma is None else gamma
                 gamma, used = _quadratic_weights(
                     ct, lr, curvature, start, params["cap"], params["iters"], params["tol"]
@@ -396,7 +407,10 @@ def online_policy(
             else:
                 gamma = _power_weights(ct, power)
             policy[t] = gamma
-            theta = kernels.forward_segment(theta, policy[t : t + 1], lr)[0]
+            if fused:
+                theta = torch.addmv(theta, kernels.xt, resid.mul_(gamma), alpha=-lr)
+            else:
+                theta = kernels.forward_segment(theta, policy[t : t + 1], lr)[0]
             buf[t % block] = theta
             if traj is not None:
                 traj[t + 1] = theta
