@@ -9,10 +9,10 @@ from learnlaw.policies.parametric import (
     block_policy,
     block_pullback,
     coarsen_policy,
-    example_features,
     feature_policy,
     feature_pullback,
 )
+from learnlaw.policies.parametric_features import example_features, trajectory_features
 from learnlaw.policies.parametric_fit import fit_block_policy, fit_feature_policy
 from learnlaw.tasks.toy import mlp_task
 
@@ -66,13 +66,18 @@ def test_block_gradient_matches_finite_differences(make):
         assert abs(fd - exact) <= 1e-6 * max(abs(fd), 1e-3), (b, n, m, fd, exact)
 
 
+@pytest.mark.parametrize("per_block", [False, True])
 @pytest.mark.parametrize("link", ["softmax", "sparsemax"])
 @pytest.mark.parametrize("make", TASKS)
-def test_feature_gradient_matches_finite_differences(make, link):
+def test_feature_gradient_matches_finite_differences(make, link, per_block):
     task = make()
-    feats, names = example_features(task)
+    if per_block:  # (B, N, D): features at the start of each block of the uniform run
+        feats, names = trajectory_features(task, T, LR, 3)
+        assert feats.shape[:2] == (3, task.n_train)
+    else:
+        feats, names = example_features(task)
     g = torch.Generator().manual_seed(1)
-    phi = 0.7 * torch.randn(3, feats.shape[1], generator=g, dtype=F64)
+    phi = 0.7 * torch.randn(3, feats.shape[-1], generator=g, dtype=F64)
 
     def pol(p):
         return feature_policy(p, feats, T, link=link, temperature=0.8)
@@ -88,6 +93,18 @@ def test_feature_gradient_matches_finite_differences(make, link):
         fd = (J(task, pol(phi + eps * d)) - J(task, pol(phi - eps * d))) / (2 * eps)
         exact = float((grad * d).sum())
         assert abs(fd - exact) <= 1e-6 * max(abs(fd), 1e-3), (seed, fd, exact)
+
+
+def test_trajectory_features_are_the_features_at_each_block_start():
+    task = mlp()
+    feats, names = trajectory_features(task, 10, LR, 3)
+    first, first_names = example_features(task)
+    assert names == first_names and torch.allclose(feats[0], first)
+    run = ll.train(task, ll.uniform_policy(10, task.n_train, dtype=F64), LR, keep_params=True)
+    at4, _ = example_features(task, run.params_at(4))  # block 1 starts at t = ⌈10/3⌉ = 4
+    assert torch.allclose(feats[1], at4)
+    policy = feature_policy(torch.randn(3, feats.shape[-1], dtype=F64), feats, 10)
+    assert torch.equal(policy[4], policy[6]) and not torch.equal(policy[3], policy[4])
 
 
 def test_feature_map_rows_on_the_simplex_and_uniform_at_zero():
@@ -170,6 +187,10 @@ def test_bad_inputs():
         feature_policy(torch.zeros(2, 3, dtype=F64), feats, T)
     with pytest.raises(ValueError, match="N = 20 rows"):
         fit_feature_policy(task, T, LR, features=feats[:5], progress=False)
+    with pytest.raises(ValueError, match="B = 2 blocks"):
+        fit_feature_policy(task, T, LR, features=feats.expand(3, -1, -1), blocks=2)
+    with pytest.raises(ValueError, match="3 blocks but phi has B = 2"):
+        feature_policy(phi, feats.expand(3, -1, -1), T)
     with pytest.raises(ValueError, match="non-finite"):
         feature_policy(phi, feats * torch.nan, T)
     with pytest.raises(ValueError, match="optimizer"):

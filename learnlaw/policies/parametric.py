@@ -7,8 +7,9 @@ of consecutive steps, b(t) = ⌊t·B/T⌋ (sizes differ by at most one), and giv
 block the same row γ_t = g_{b(t)}.
 
 * **Block policy**: φ ∈ (B, N), every row on the simplex; g_b = φ_b.
-* **Feature scorer**: fixed per-example features F ∈ (N, D) and φ ∈ (B, D) (unconstrained);
-  scores s_{b,n} = f_nᵀ φ_b and g_b = link(s_b) with
+* **Feature scorer**: fixed per-example features F ∈ (N, D) — or one set per block,
+  F ∈ (B, N, D) (e.g. measured along a reference run, :mod:`learnlaw.policies.parametric_features`)
+  — and φ ∈ (B, D) (unconstrained); scores s_{b,n} = f_{b,n}ᵀ φ_b and g_b = link(s_b) with
   ``"softmax"``: g_b = softmax(s_b / τ) (every weight positive), or
   ``"sparsemax"``: g_b = Proj_Δ(1/N + s_b / (τN)) (the Euclidean projection onto the simplex,
   which switches examples off exactly, as the Law's optimal policies do). Both give the uniform
@@ -20,7 +21,7 @@ The pullback of ∂J/∂γ (from :func:`learnlaw.core.adjoint.adjoint_sweep`) to
     block:    ∂J/∂φ_b = G_b
     softmax:  ∂J/∂s_b = g_b ⊙ (G_b − (g_bᵀ G_b) 1) / τ
     sparsemax: ∂J/∂s_b = m_b ⊙ (G_b − mean_{n: g_{b,n}>0} G_{b,n}) / (τN),   m_b = 1[g_b > 0]
-    scorer:   ∂J/∂φ_b = Fᵀ ∂J/∂s_b
+    scorer:   ∂J/∂φ_b = F_bᵀ ∂J/∂s_b
 
 (the link's Jacobian is the same for every step of a block, so it applies to the block sum).
 The sparsemax Jacobian is that of the projection away from its kinks (measure zero).
@@ -30,12 +31,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad, vmap
 
-from learnlaw.core.kernels import kernels_for
-from learnlaw.core.law import contributions
 from learnlaw.core.policy import project_simplex
-from learnlaw.core.task import Task
 
 __all__ = [
     "LINKS",
@@ -46,7 +43,6 @@ __all__ = [
     "feature_scores",
     "feature_policy",
     "feature_pullback",
-    "example_features",
 ]
 
 LINKS = ("softmax", "sparsemax")
@@ -116,16 +112,21 @@ def coarsen_policy(policy: Tensor, blocks: int) -> Tensor:
 
 
 def _check_features(phi: Tensor, features: Tensor) -> None:
-    if not (isinstance(features, Tensor) and features.ndim == 2):
+    if not (isinstance(features, Tensor) and features.ndim in (2, 3)):
         raise ValueError(
-            "features must be an (N, D) tensor (one row per training example), got "
-            f"{getattr(features, 'shape', type(features).__name__)}; build one with "
-            "learnlaw.example_features(task)"
+            "features must be an (N, D) tensor (one row per training example) or (B, N, D) "
+            f"(one set per block), got {getattr(features, 'shape', type(features).__name__)}; "
+            "build one with learnlaw.example_features(task)"
         )
-    if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.shape[1] == features.shape[1]):
+    d = features.shape[-1]
+    if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.shape[1] == d):
         raise ValueError(
-            f"phi must have shape (B, D) with D = {features.shape[1]} feature columns, got "
+            f"phi must have shape (B, D) with D = {d} feature columns, got "
             f"{getattr(phi, 'shape', type(phi).__name__)}"
+        )
+    if features.ndim == 3 and len(features) != len(phi):
+        raise ValueError(
+            f"per-block features have {len(features)} blocks but phi has B = {len(phi)} rows"
         )
     if not bool(torch.isfinite(features).all()):
         raise ValueError("features has non-finite entries; fix or drop those columns")
@@ -139,9 +140,11 @@ def _check_link(link: str, temperature: float) -> None:
 
 
 def feature_scores(phi: Tensor, features: Tensor) -> Tensor:
-    """s_{b,n} = f_nᵀ φ_b, shape ``(B, N)``."""
+    """s_{b,n} = f_{b,n}ᵀ φ_b, shape ``(B, N)`` (F ``(N, D)`` shared or ``(B, N, D)``)."""
     _check_features(phi, features)
-    return phi @ features.to(phi).T
+    if features.ndim == 2:
+        return phi @ features.to(phi).T
+    return torch.einsum("bd,bnd->bn", phi, features.to(phi))
 
 
 def _link(scores: Tensor, link: str, temperature: float) -> Tensor:
@@ -163,7 +166,8 @@ def feature_policy(
 
     Args:
         phi: ``(B, D)`` score weights, one row per block (zeros give the uniform policy).
-        features: F, ``(N, D)`` fixed per-example features (:func:`example_features`).
+        features: F, ``(N, D)`` fixed per-example features, or ``(B, N, D)`` one set per block
+            (:mod:`learnlaw.policies.parametric_features`).
         steps: T ≥ B.
         link: ``"softmax"`` or ``"sparsemax"``.
         temperature: τ.
@@ -184,7 +188,7 @@ def feature_pullback(
     """∂J/∂φ of a feature scorer from ∂J/∂γ ``(T, N)``; returns ``(B, D)`` (formulas above)."""
     _check_link(link, temperature)
     rows = _link(feature_scores(phi, features), link, temperature)  # g_b, (B, N)
-    big_g = _sum_over_blocks(grad_gamma.to(phi), len(phi))
+    big_g = _sum_over_blocks(grad_gamma.to(phi), len(phi))  # G_b
     if big_g.shape[1] != rows.shape[1]:
         raise ValueError(
             f"∂J/∂γ has {big_g.shape[1]} columns but features has N = {rows.shape[1]} rows"
@@ -195,93 +199,6 @@ def feature_pullback(
         mask = (rows > 0).to(rows)
         mean = (mask * big_g).sum(1, keepdim=True) / mask.sum(1, keepdim=True)
         ds = mask * (big_g - mean) / (temperature * rows.shape[1])
-    return ds @ features.to(phi)
-
-
-def _grad_norms(task: Task) -> Tensor:
-    """‖∇l_n(θ₀)‖ for every training example, ``(N,)``; memory: one chunk × P floats."""
-    names = list(task.params0)
-
-    def one(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        logits = functional_call(task.model, params, (x[None],))
-        return task.loss_fn(logits, y[None]).sum()
-
-    per_example = vmap(grad(one), in_dims=(None, 0, 0))
-    params = {k: v.detach() for k, v in task.params0.items()}
-    out = []
-    for _, x, y in task.chunks("train"):
-        g = per_example(params, x, y)
-        out.append(torch.stack([g[k].reshape(len(x), -1).pow(2).sum(1) for k in names]).sum(0))
-    return torch.cat(out).sqrt()
-
-
-def example_features(
-    task: Task,
-    *,
-    grad_norm: bool = True,
-    use_kinds: bool = False,
-    standardize: bool = True,
-) -> tuple[Tensor, list[str]]:
-    """Default per-example features F ``(N, D)`` for a feature scorer, computed ONCE at θ₀.
-
-    Columns: ``bias`` (1), ``loss`` l_n(θ₀), ``ct`` = CT_n(θ₀) = ∇L_dsr·∇l_n (the contribution,
-    on ``task``'s desired split — pass the fitting part only, never the test split), and with
-    ``grad_norm`` ``grad_norm`` ‖∇l_n(θ₀)‖ and ``cos`` = CT_n/(‖∇l_n‖‖∇L_dsr‖) (the alignment);
-    then the label (``label`` for one 0/1 or real target, ``label=c`` one-hot columns for up to
-    16 integer classes; sequence targets add none); with ``use_kinds``, one indicator per entry
-    of ``task.kinds`` (``kind=noisy``, ...). Planted kinds are ground truth a real learner does not
-    have (an oracle), hence off by default. Because F is fixed before the search, γ(φ) is a fixed
-    differentiable map and ∂J/∂φ stays exact.
-
-    Cost: one pass over the training set for the losses and one JVP for CT; ``grad_norm`` adds
-    per-example gradients by ``vmap`` (memory: one chunk × P floats).
-
-    Args:
-        task: the task (θ₀ = ``task.params0``).
-        grad_norm: include ``grad_norm`` and ``cos``.
-        use_kinds: include the planted-kind indicators.
-        standardize: z-score every column but the bias over the N examples; columns that are
-            constant are dropped (they duplicate the bias).
-
-    Returns:
-        ``(F, names)``: F in the task's dtype and device, and one name per column.
-    """
-    if not isinstance(task, Task):
-        raise TypeError(f"example_features needs a learnlaw Task, got {type(task).__name__}")
-    n = task.n_train
-    cols: dict[str, Tensor] = {"bias": torch.ones(n, dtype=task.dtype, device=task.device)}
-    cols["loss"] = task.losses(split="train")
-    ct = contributions(task)
-    cols["ct"] = ct
-    if grad_norm:
-        norms = _grad_norms(task)
-        theta = task.spec.flatten(task.params0).detach()
-        g_dsr = kernels_for(task).desired_grad(theta).norm()
-        cols["grad_norm"] = norms
-        cols["cos"] = ct / (norms * g_dsr).clamp_min(torch.finfo(task.dtype).tiny)
-    y = task.train[1]
-    if y.ndim == 1 and y.dtype.is_floating_point:
-        cols["label"] = y
-    elif y.ndim == 1:
-        classes = torch.unique(y)
-        if len(classes) <= 16:
-            for c in classes.tolist():
-                cols[f"label={c}"] = y == c
-    if use_kinds:
-        for name, mask in task.kinds.items():
-            cols[f"kind={name}"] = mask
-    names, out = [], []
-    for name, col in cols.items():
-        col = col.to(dtype=task.dtype, device=task.device).reshape(n)
-        if name != "bias" and standardize:
-            std = col.std()
-            if not bool(std > 1e-12 * col.abs().max().clamp_min(1)):
-                continue
-            col = (col - col.mean()) / std
-        names.append(name)
-        out.append(col)
-    feats = torch.stack(out, 1)
-    if not bool(torch.isfinite(feats).all()):
-        bad = [nm for nm, c in zip(names, out) if not bool(torch.isfinite(c).all())]
-        raise ValueError(f"features {bad} are not finite at θ₀; check the task's loss and data")
-    return feats, names
+    if features.ndim == 2:
+        return ds @ features.to(phi)
+    return torch.einsum("bn,bnd->bd", ds, features.to(phi))

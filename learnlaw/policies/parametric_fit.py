@@ -38,10 +38,10 @@ from learnlaw.policies.parametric import (
     _check_link,
     block_policy,
     block_pullback,
-    example_features,
     feature_policy,
     feature_pullback,
 )
+from learnlaw.policies.parametric_features import example_features
 
 __all__ = ["ParametricResult", "fit_block_policy", "fit_feature_policy"]
 
@@ -296,8 +296,10 @@ def fit_feature_policy(
         task: the task.
         steps: T.
         lr: η of the inner gradient descent.
-        features: F ``(N, D)``; default :func:`~learnlaw.policies.parametric.example_features`
-            of the fitted part (θ₀, no oracle kinds, standardised).
+        features: F ``(N, D)`` shared by the blocks, or ``(B, N, D)`` per block (e.g.
+            :func:`~learnlaw.policies.parametric_features.trajectory_features`); default
+            :func:`~learnlaw.policies.parametric_features.example_features` of the fitted part
+            (θ₀, no oracle kinds, standardised).
         feature_names: names of the columns of a given F (kept in the result).
         blocks: B, score weights per block of steps (1: one static scorer).
         link: ``"softmax"`` or ``"sparsemax"``; temperature: τ (see the parametric module).
@@ -319,10 +321,13 @@ def fit_feature_policy(
         fit_task, _ = _split_validation(task, validation, validation_seed)
         features, feature_names = example_features(fit_task)
     features = features.to(**opts) if isinstance(features, Tensor) else features
-    if not (isinstance(features, Tensor) and features.ndim == 2 and len(features) == task.n_train):
+    n = task.n_train
+    shared = isinstance(features, Tensor) and features.ndim == 2 and len(features) == n
+    per_block = isinstance(features, Tensor) and features.shape[:-1] == (blocks, n)
+    if not (shared or per_block):
         raise ValueError(
-            f"features must be an (N, D) tensor with N = {task.n_train} rows, got "
-            f"{getattr(features, 'shape', type(features).__name__)}"
+            f"features must be an (N, D) tensor with N = {n} rows or (B, N, D) with B = {blocks}"
+            f" blocks, got {getattr(features, 'shape', type(features).__name__)}"
         )
     d = features.shape[1]
     phi = torch.zeros(blocks, d, **opts) if initial is None else initial.to(**opts).clone()
