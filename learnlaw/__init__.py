@@ -146,6 +146,7 @@ __all__ = [
     "feature_policy",
     "fit_block_policy",
     "fit_feature_policy",
+    "trajectory_features",
     "ONLINE_RULES",
     "OnlineResult",
     "online_policy",
