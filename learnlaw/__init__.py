@@ -56,6 +56,14 @@ from learnlaw.core.optimize import SearchResult, optimize_policy
 from learnlaw.core.policy import PolicyError, project_simplex, uniform_policy, validate_policy
 from learnlaw.core.task import ParamSpec, Task
 from learnlaw.core.training import DIVERGENCE_FACTOR, DivergenceError, Run, check_divergence, train
+from learnlaw.policies.baselines import (
+    desired_only_task,
+    effective_sample_size,
+    importance_policy,
+    importance_weights,
+    uniform_baseline,
+    union_task,
+)
 from learnlaw.policies.online import ONLINE_RULES, OnlineResult, online_policy
 from learnlaw.policies.parametric import block_policy, feature_policy
 from learnlaw.policies.parametric_features import example_features, trajectory_features
@@ -154,4 +162,10 @@ __all__ = [
     "select_lr",
     "tune_lr",
     "validation_task",
+    "desired_only_task",
+    "effective_sample_size",
+    "importance_policy",
+    "importance_weights",
+    "uniform_baseline",
+    "union_task",
 ]
