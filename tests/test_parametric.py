@@ -168,6 +168,13 @@ def test_feature_fit_lowers_J_and_validation_selects_the_epoch():
     assert len(vals) <= 9 and all(h["epoch"] == i for i, h in enumerate(val.history))
     assert val.best_epoch == min(range(len(vals)), key=vals.__getitem__)
     assert "ar_test" in val.history[0] and val.run.steps == T
+    feats, names = trajectory_features(task, T, LR, 3)
+    per_block = fit_feature_policy(
+        task, T, LR, features=feats, feature_names=names, blocks=3, link="sparsemax",
+        optimizer="gd", outer_lr=1e-3, epochs=2, progress=False,
+    )  # fmt: skip
+    assert per_block.phi.shape == (3, len(names)) and per_block.feature_names == names
+    assert min(per_block.column("J")[1:]) < per_block.column("J")[0]
     ll.validate_policy(val.policy, steps=T, n=task.n_train)
 
 

@@ -329,7 +329,7 @@ def fit_feature_policy(
             f"features must be an (N, D) tensor with N = {n} rows or (B, N, D) with B = {blocks}"
             f" blocks, got {getattr(features, 'shape', type(features).__name__)}"
         )
-    d = features.shape[1]
+    d = features.shape[-1]
     phi = torch.zeros(blocks, d, **opts) if initial is None else initial.to(**opts).clone()
     if phi.shape != (blocks, d):
         raise ValueError(f"initial must have shape (B, D) = ({blocks}, {d}), got {phi.shape}")
