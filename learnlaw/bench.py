@@ -9,6 +9,11 @@ update), their ratio, and the peak trajectory memory (floats held for θ's, and 
 Times are the best of ``--repeat`` runs. Ratios, not absolute times, are what carry over
 between machines.
 
+It then prints one ``"case": "online"`` line per online Learning-Law rule
+(:func:`learnlaw.online_policy`): the seconds of one plain run, of one online run of the same T
+(γ_t chosen from the contributions at θ_t), and their ratio — ``relu`` (the cost of ``power``
+too) for the perceptron and the MLP, and ``quadratic`` for the perceptron.
+
 With ``--distributed`` it measures data parallelism instead (:mod:`learnlaw.core.distributed`):
 per case (the MLP, and the Transformer at the chapter's CPU scale) one JSON line with ``case``,
 ``seconds_1`` and ``seconds_2`` — one policy epoch (adjoint sweep + sharded projection) on 1 and
@@ -28,6 +33,7 @@ from learnlaw.core.adjoint import adjoint_sweep
 from learnlaw.core.kernels import resolve_kernels
 from learnlaw.core.policy import project_simplex, uniform_policy
 from learnlaw.core.training import train
+from learnlaw.policies.online import online_policy
 from learnlaw.tasks.perceptron import perceptron_task
 from learnlaw.tasks.toy import mlp_task
 
@@ -82,6 +88,29 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
             sweeps[-1].stored_floats / (steps**0.5 * task.n_params), 2
         ),
         peak_gpu_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    )
+
+
+def bench_online(task, steps: int, lr: float, rule: str, repeat: int) -> dict:
+    """One online run of ``rule`` against one plain (uniform) run of the same T."""
+    device = task.device
+    policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
+    online_policy(task, min(steps, 5), lr, rule)  # warm-up
+    t_train = _best(lambda: train(task, policy, lr), repeat, device)
+    t_online = _best(lambda: online_policy(task, steps, lr, rule), repeat, device)
+    return dict(
+        case="online",
+        task=task.name,
+        kernels=resolve_kernels(task.kernels, device),
+        rule=rule,
+        T=steps,
+        N=task.n_train,
+        P=task.n_params,
+        dtype=str(task.dtype).replace("torch.", ""),
+        device=str(device),
+        train_s=round(t_train, 4),
+        online_s=round(t_online, 4),
+        ratio=round(t_online / t_train, 2),
     )
 
 
@@ -216,6 +245,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ]
     # the multi-layer model with both autodiff reverse steps (jvp of the gradient, and a double
     # backward): which one is faster depends on the device; the default ("auto") is one of them
+    online_cases = list(cases)
     other = {"autodiff": "autodiff_rr", "autodiff_rr": "autodiff"}
     cases += [
         (t.with_(kernels=other[resolve_kernels(t.kernels, device)]), s, lr)
@@ -226,6 +256,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for task, steps, lr in cases:
         for ck in (None, "auto"):
             row = bench_case(task, steps, lr, ck, args.repeat)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    for task, steps, lr in online_cases:
+        for rule in ("relu", "quadratic") if task.name == "perceptron" else ("relu",):
+            row = bench_online(task, steps, lr, rule, args.repeat)
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows

@@ -9,6 +9,16 @@ def test_quick_benchmark_lines(capsys):
     rows = bench.main(["--quick", "--repeat", "1"])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == rows
+    online = [r for r in rows if r.get("case") == "online"]
+    rows = [r for r in rows if r.get("case") != "online"]
+    assert {(r["task"], r["rule"]) for r in online} == {
+        ("perceptron", "relu"),
+        ("perceptron", "quadratic"),
+        ("mlp", "relu"),
+    }
+    for r in online:
+        assert r["online_s"] > 0
+        assert abs(r["ratio"] - r["online_s"] / r["train_s"]) <= 0.1 * r["ratio"] + 0.01
     cases = {(r["task"], r["kernels"], r["checkpoint_every"]) for r in rows}
     assert cases == {
         ("perceptron", "logistic", 1),
