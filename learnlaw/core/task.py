@@ -116,6 +116,28 @@ class Task:
                 )
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive int or None, got {self.chunk_size}")
+        x, y = self.train
+        for split in ("desired", "test"):
+            xs, ys = getattr(self, split)
+            if xs.shape[1:] != x.shape[1:] or ys.shape[1:] != y.shape[1:]:
+                raise ValueError(
+                    f"Task.{split} holds examples of input shape {tuple(xs.shape[1:])} and target "
+                    f"shape {tuple(ys.shape[1:])}, but Task.train holds {tuple(x.shape[1:])} and "
+                    f"{tuple(y.shape[1:])}: every split must hold examples of the same kind (the "
+                    "same features and target format), since one model is evaluated on all three"
+                )
+        if len(x):  # one loss per example: a mean over the batch would silently train wrong
+            b = min(2, len(x))
+            with torch.no_grad():
+                out = self.loss_fn(functional_call(self.model, self.params0, (x[:b],)), y[:b])
+            if not isinstance(out, Tensor) or out.shape != (b,):
+                got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(
+                    f"loss_fn returned {got} for a batch of {b} examples; expected shape ({b},), "
+                    "one loss per example in nats. Use reduction='none' (e.g. "
+                    "F.cross_entropy(logits, targets, reduction='none')) and reduce nothing: "
+                    "learnlaw weighs each example's loss by the policy"
+                )
 
     # -- sizes -------------------------------------------------------------------------------
     @property
