@@ -274,18 +274,10 @@ def project_simplex_sharded(v: Tensor, shard: Shard | None, *, max_iter: int | N
     return (x - tau).clamp_min(0)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _spawned(r: int, fn, world: int, port: int, threads: int | None, args: tuple) -> None:
+def _spawned(r: int, fn, world: int, store: str, threads: int | None, args: tuple) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=r, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=world)
     try:
         fn(*args)
     finally:
@@ -299,6 +291,10 @@ def spawn(fn, world: int, *args, threads: int | None = 1) -> None:
     ``fn`` must be importable (a module-level function). Each process uses ``threads`` torch
     threads. Raises if any process fails.
     """
+    import tempfile
+
     import torch.multiprocessing as mp
 
-    mp.spawn(_spawned, args=(fn, world, _free_port(), threads, args), nprocs=world, join=True)
+    with tempfile.TemporaryDirectory() as tmp:  # a file store: no network port to collide
+        store = f"{tmp}/store"
+        mp.spawn(_spawned, args=(fn, world, store, threads, args), nprocs=world, join=True)
