@@ -168,6 +168,14 @@ def test_feature_fit_lowers_J_and_validation_selects_the_epoch():
     assert len(vals) <= 9 and all(h["epoch"] == i for i, h in enumerate(val.history))
     assert val.best_epoch == min(range(len(vals)), key=vals.__getitem__)
     assert "ar_test" in val.history[0] and val.run.steps == T
+    uniform = ll.train(task, ll.uniform_policy(T, task.n_train, dtype=F64), LR)
+    extra = (task.desired[0][:4] + 0.1, task.desired[1][:4])  # an extra desired part
+    for track in (True, False):
+        r = fit_feature_policy(
+            task, T, LR, epochs=1, validation=extra, track_test=track, progress=False
+        )
+        assert torch.allclose(r.baseline.test_loss, uniform.test_loss)
+        assert ("ar_test" in r.history[0]) == track and "val_auc" in r.history[0]
     feats, names = trajectory_features(task, T, LR, 3)
     per_block = fit_feature_policy(
         task, T, LR, features=feats, feature_names=names, blocks=3, link="sparsemax",

@@ -182,7 +182,12 @@ def _fit(
     bar.close()
     _, best_epoch, phi = best
     final = train(task, to_policy(phi), lr)
-    baseline = base_test if fit_task is task else train(task, uniform, lr)
+    if val is None:  # sweep_task is task
+        baseline = base_sweep
+    elif fit_task is task and track_test:  # base_test = train(task, uniform, lr)
+        baseline = base_test
+    else:
+        baseline = train(task, uniform, lr)
     return phi, history, best_epoch, final, baseline, time.perf_counter() - start
 
 
