@@ -137,6 +137,8 @@ def test_default_features():
     w = task.params0["weight"][0]
     norms = (torch.sigmoid(x @ w) - y).abs() * x.norm(dim=1)
     assert torch.allclose(feats[:, 3], (norms - norms.mean()) / norms.std())
+    sub, sub_names = example_features(task, columns=["grad_norm", "bias"])
+    assert sub_names == ["grad_norm", "bias"] and torch.equal(sub, feats[:, [3, 0]])
     _, with_kinds = example_features(task, use_kinds=True)
     assert "kind=noisy" in with_kinds and "kind=clean" in with_kinds
     _, mlp_names = example_features(mlp(), grad_norm=False)
@@ -208,6 +210,8 @@ def test_bad_inputs():
         feature_policy(phi, feats.expand(3, -1, -1), T)
     with pytest.raises(ValueError, match="non-finite"):
         feature_policy(phi, feats * torch.nan, T)
+    with pytest.raises(ValueError, match=r"unknown feature columns \['margin'\]"):
+        example_features(task, columns=["loss", "margin"])
     with pytest.raises(ValueError, match="optimizer"):
         fit_feature_policy(task, T, LR, optimizer="sgd", progress=False)
     with pytest.raises(ValueError, match="validation"):

@@ -13,6 +13,8 @@ the adjoint's ∂J/∂γ to φ is exact. Two builders:
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
@@ -67,10 +69,19 @@ def _columns(task: Task, params, grad_norm: bool, use_kinds: bool) -> dict[str, 
     return {k: v.to(dtype=task.dtype, device=task.device).reshape(n) for k, v in cols.items()}
 
 
-def _assemble(blocks: list[dict[str, Tensor]], standardize: bool) -> tuple[Tensor, list[str]]:
+def _assemble(
+    blocks: list[dict[str, Tensor]], standardize: bool, columns: Sequence[str] | None
+) -> tuple[Tensor, list[str]]:
     """Stack column dicts into ``(B, N, D)``; z-score per block; drop columns constant everywhere."""
+    available = list(blocks[0])
+    if columns is not None:
+        unknown = [c for c in columns if c not in available]
+        if unknown or not columns:
+            raise ValueError(
+                f"unknown feature columns {unknown} (or none asked for); this task has {available}"
+            )
     names, planes = [], []
-    for name in blocks[0]:
+    for name in available if columns is None else columns:
         cols = torch.stack([b[name] for b in blocks])  # (B, N)
         if name != "bias" and standardize:
             std = cols.std(dim=1, keepdim=True)
@@ -95,6 +106,7 @@ def example_features(
     grad_norm: bool = True,
     use_kinds: bool = False,
     standardize: bool = True,
+    columns: Sequence[str] | None = None,
 ) -> tuple[Tensor, list[str]]:
     """Default per-example features F ``(N, D)`` at θ (default θ₀).
 
@@ -106,6 +118,10 @@ def example_features(
     of ``task.kinds`` (``kind=noisy``, ...). Planted kinds are ground truth a real learner does not
     have (an oracle), hence off by default.
 
+    ``ct`` and ``cos`` carry the desired split's gradient, i.e. N numbers of information about the
+    desired *sample*: a scorer fitted on them can fit that sample's noise however few parameters
+    it has. ``columns=("bias", "loss", "grad_norm")`` leaves the desired set's influence to φ.
+
     Cost: one pass over the training set for the losses and one JVP for CT; ``grad_norm`` adds
     per-example gradients by ``vmap`` (memory: one chunk × P floats).
 
@@ -116,13 +132,15 @@ def example_features(
         use_kinds: include the planted-kind indicators.
         standardize: z-score every column but the bias over the N examples; constant columns
             are dropped (they duplicate the bias).
+        columns: keep only these columns, in this order (default: all of the above).
 
     Returns:
         ``(F, names)``: F in the task's dtype and device, and one name per column.
     """
     if not isinstance(task, Task):
         raise TypeError(f"example_features needs a learnlaw Task, got {type(task).__name__}")
-    feats, names = _assemble([_columns(task, params, grad_norm, use_kinds)], standardize)
+    cols = _columns(task, params, grad_norm, use_kinds)
+    feats, names = _assemble([cols], standardize, columns)
     return feats[0], names
 
 
@@ -136,11 +154,13 @@ def trajectory_features(
     grad_norm: bool = True,
     use_kinds: bool = False,
     standardize: bool = True,
+    columns: Sequence[str] | None = None,
 ) -> tuple[Tensor, list[str]]:
     """The columns of :func:`example_features` at the first step of each block of a reference run.
 
     Block b's features are measured at θ_{t_b}, t_b = min{t : b(t) = b}, of ``train(task,
-    policy, lr)`` (default the uniform policy), and standardised within the block.
+    policy, lr)`` (default the uniform policy), and standardised within the block. The other
+    arguments are those of :func:`example_features`.
 
     Cost: one training run keeping its trajectory (T·P floats) plus B feature evaluations.
 
@@ -155,4 +175,4 @@ def trajectory_features(
     run = train(task, policy, lr, keep_params=True)
     starts = [int((idx == b).nonzero()[0]) for b in range(blocks)]
     cols = [_columns(task, run.params_at(t), grad_norm, use_kinds) for t in starts]
-    return _assemble(cols, standardize)
+    return _assemble(cols, standardize, columns)
