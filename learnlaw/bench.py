@@ -15,16 +15,20 @@ It then prints one ``"case": "online"`` line per online Learning-Law rule
 too) for the perceptron and the MLP, and ``quadratic`` for the perceptron.
 
 With ``--distributed`` it measures data parallelism instead (:mod:`learnlaw.core.distributed`):
-per case (the MLP, and the Transformer at the chapter's CPU scale) one JSON line with ``case``,
-``seconds_1`` and ``seconds_2`` — one policy epoch (adjoint sweep + sharded projection) on 1 and
-on 2 CPU processes joined by gloo, one thread each — and ``scaling`` = seconds_2 / seconds_1
-(1/2 would be perfect; the 2-process run pays one all-reduce of P floats per step each way).
+per case (the paper's perceptron, the MLP, and the Transformer at the CPU scale of
+``learnlaw.CPU_SCALE``) one JSON line with ``case``, ``seconds_1`` and ``seconds_2`` — one policy
+epoch (adjoint sweep + sharded projection) on 1 and on 2 CPU processes joined by gloo, one
+thread each — and ``scaling`` = seconds_2 / seconds_1 (1/2 would be perfect; the 2-process run
+pays one all-reduce of P floats per step each way: ``allreduce_ms`` is the median time of one,
+``reductions_per_epoch`` their number).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import torch
@@ -118,6 +122,7 @@ def _distributed_cases(quick: bool) -> dict[str, tuple[dict, int, float]]:
     """``{case: (task keywords, T, η)}`` of the data-parallel benchmark."""
     if quick:
         return {
+            "perceptron": (dict(dim=8, n_train=64, n_desired=16, n_test=16), 10, 0.1),
             "mlp": (dict(n_train=64, n_desired=16, n_test=16), 10, 0.1),
             "transformer": (
                 dict(n_train=8, n_desired=4, n_test=4, max_len=8, vocab_size=260, d_model=8),
@@ -127,6 +132,7 @@ def _distributed_cases(quick: bool) -> dict[str, tuple[dict, int, float]]:
         }
     cpu = __import__("learnlaw.tasks.lm_task", fromlist=["CPU_SCALE"]).CPU_SCALE
     return {
+        "perceptron": (dict(), 2000, 0.1),
         "mlp": (MLP_CASE, 500, 0.1),
         "transformer": (dict(scale="cpu"), cpu["steps"], cpu["lr"]),
     }
@@ -140,7 +146,7 @@ def _epoch_worker(case: str, quick: bool, dtype: str, repeat: int, out: str) -> 
     from learnlaw.tasks.lm_task import transformer_task
 
     kwargs, steps, lr = _distributed_cases(quick)[case]
-    build = mlp_task if case == "mlp" else transformer_task
+    build = dict(perceptron=perceptron_task, mlp=mlp_task, transformer=transformer_task)[case]
     task = build(**kwargs, dtype=getattr(torch, dtype))
     shard = shard_of(task)
     n_local = task.n_train if shard is None else shard.size()
@@ -158,14 +164,23 @@ def _epoch_worker(case: str, quick: bool, dtype: str, repeat: int, out: str) -> 
         epoch()
         dist.barrier()
         best = min(best, time.perf_counter() - start)
+    # the price of one reduction of P floats, the unit of the sweep's communication
+    buf = torch.ones(task.n_params, dtype=task.dtype)
+    times = []
+    for _ in range(30):
+        dist.barrier()
+        start = time.perf_counter()
+        dist.all_reduce(buf)
+        times.append(time.perf_counter() - start)
     if dist.get_rank() == 0:
+        info = dict(seconds=best, N=task.n_train, P=task.n_params, T=steps)
+        info["allreduce_ms"] = 1e3 * sorted(times)[len(times) // 2]  # median
         with open(out, "w") as f:
-            json.dump(dict(seconds=best, N=task.n_train, P=task.n_params, T=steps), f)
+            json.dump(info, f)
 
 
 def bench_distributed(quick: bool, dtype: str, repeat: int) -> list[dict]:
     """The data-parallel benchmark (see the module docstring); one row per case."""
-    import os
     import tempfile
 
     from learnlaw.core.distributed import spawn
@@ -173,13 +188,15 @@ def bench_distributed(quick: bool, dtype: str, repeat: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in _distributed_cases(quick):
-            seconds = {}
+            seconds, reduce_ms = {}, None
             for world in (1, 2):
                 out = os.path.join(tmp, f"{case}_{world}.json")
                 spawn(_epoch_worker, world, case, quick, dtype, repeat, out, threads=1)
                 with open(out) as f:
                     info = json.load(f)
                 seconds[world] = info["seconds"]
+                if world == 2:
+                    reduce_ms = info["allreduce_ms"]
             row = dict(
                 case=case,
                 T=info["T"],
@@ -189,6 +206,8 @@ def bench_distributed(quick: bool, dtype: str, repeat: int) -> list[dict]:
                 seconds_1=round(seconds[1], 4),
                 seconds_2=round(seconds[2], 4),
                 scaling=round(seconds[2] / seconds[1], 3),
+                allreduce_ms=round(reduce_ms, 3),
+                reductions_per_epoch=2 * info["T"],
             )
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -204,6 +223,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         type=int,
         default=None,
         help="best of this many runs (default 3; 1 with --distributed)",
+    )
+    ap.add_argument(
+        "--record",
+        metavar="FILE",
+        help="with --distributed: also write the rows, the command, the date, the machine's "
+        "CPU count and its load average before and after to FILE (JSON)",
     )
     ap.add_argument(
         "--distributed",
@@ -223,7 +248,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.distributed:
         if args.device != "cpu":
             ap.error("--distributed measures CPU processes joined by gloo; drop --device")
-        return bench_distributed(args.quick, args.dtype, args.repeat or 1)
+        load_before = os.getloadavg()
+        rows = bench_distributed(args.quick, args.dtype, args.repeat or 1)
+        if args.record:
+            record = dict(
+                command="python -m learnlaw.bench " + " ".join(argv or sys.argv[1:]),
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                cpu_count=os.cpu_count(),
+                loadavg_before=[round(x, 2) for x in load_before],
+                loadavg_after=[round(x, 2) for x in os.getloadavg()],
+                torch=torch.__version__,
+                rows=rows,
+            )
+            with open(args.record, "w") as f:
+                f.write(json.dumps(record, indent=1) + "\n")
+        return rows
     args.repeat = args.repeat or 3
     if args.threads is not None:
         torch.set_num_threads(args.threads)
