@@ -11,6 +11,8 @@ import learnlaw as ll
 from learnlaw.analysis.protocol import (
     Candidate,
     compare,
+    format_summary,
+    hitting_ratio,
     run_trials,
     select,
     summarize,
@@ -86,7 +88,7 @@ def test_select_and_compare_regimes(tasks):
     # AR against the regime's own baseline, recomputed independently
     for rows, base_lr in ((rows_a, 0.1), (rows_b, best_u)):
         h = rows["half"]
-        ref = empirical_acceleration(by["uniform", base_lr].test, by["half", h["lr"]].test)
+        ref = hitting_ratio(by["uniform", base_lr].test, by["half", h["lr"]].test)
         assert (math.isnan(ref) and math.isnan(h["ar_test"])) or h["ar_test"] == ref
         assert h["final_test"] == pytest.approx(float(by["half", h["lr"]].test[-1]))
         assert h["cr_test"] == pytest.approx(ll.compression_ratio(by["half", h["lr"]].test, 2))
@@ -157,3 +159,32 @@ def test_summarize_mean_and_spread():
     assert s["cr_test"]["mean"] == pytest.approx(5.0) and s["cr_test"]["std"] == pytest.approx(1.0)
     assert s["ar_test"]["reached"] == 2 and math.isnan(s["ar_test"]["mean"])
     assert s["ar_test"]["min"] == 2.0 and s["ar_test"]["max"] == 4.0
+
+
+def test_hitting_ratio_is_eq9_for_monotone_and_fair_otherwise():
+    ref = np.array([1.0, 0.8, 0.6, 0.5, 0.4])  # monotone: t_ref = T = 4
+    fast = np.array([1.0, 0.5, 0.3, 0.2, 0.1])  # reaches 0.4 at t = 2
+    assert hitting_ratio(ref, fast) == 2.0 == empirical_acceleration(ref, fast)
+    assert hitting_ratio(ref, ref) == 1.0
+    bumpy = np.array([1.0, 0.3, 0.5, 0.45, 0.4])  # dips below its own final loss at t = 1
+    assert empirical_acceleration(bumpy, bumpy) == 4.0  # Eq. 9 credits the baseline with 4x
+    assert hitting_ratio(bumpy, bumpy) == 1.0
+    assert hitting_ratio(bumpy, fast) == 0.5  # reaches 0.4 at t = 2, the baseline at t = 1
+    assert math.isnan(hitting_ratio(ref, np.array([1.0, 0.9, 0.9, 0.9, 0.9])))
+
+
+def test_format_summary_marks_never_and_partial():
+    per_seed = [
+        [
+            dict(method="m", lr=0.1, ar_test=2.0, cr_test=4.0, final_test=0.1, cost=1.0),
+            dict(method="n", lr=1.0, ar_test=float("nan"), cr_test=4.0, final_test=0.1, cost=2.0),
+        ],
+        [
+            dict(method="m", lr=0.1, ar_test=float("nan"), cr_test=4.0, final_test=0.1, cost=1.0),
+            dict(method="n", lr=1.0, ar_test=float("nan"), cr_test=4.0, final_test=0.1, cost=2.0),
+        ],
+    ]
+    text = format_summary(summarize(per_seed))
+    m_line = next(x for x in text.splitlines() if x.startswith("m "))
+    n_line = next(x for x in text.splitlines() if x.startswith("n "))
+    assert "2 (1 of 2 seeds)" in m_line and "never" in n_line

@@ -32,12 +32,22 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from learnlaw.core.metrics import auc, compression_ratio, empirical_acceleration
+from learnlaw.core.metrics import auc, compression_ratio, reach_step
 from learnlaw.core.policy import uniform_policy
 from learnlaw.core.task import Task
 from learnlaw.core.training import DivergenceError, Run, train
 
-__all__ = ["Candidate", "Trial", "run_trials", "select", "compare", "summarize", "uniform_method"]
+__all__ = [
+    "Candidate",
+    "Trial",
+    "run_trials",
+    "select",
+    "compare",
+    "summarize",
+    "format_summary",
+    "hitting_ratio",
+    "uniform_method",
+]
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,24 @@ def _with_train(task: Task, train_split: tuple[Tensor, Tensor] | None) -> Task:
     if train_split is None:
         return task
     return task.with_(train=train_split, kinds={})
+
+
+def hitting_ratio(reference, curve) -> float:
+    """t_ref / t_curve for the level L = reference[T]: the paper's acceleration ratio (Eq. 9),
+    made fair to a non-monotone reference.
+
+    t_x = min{t : x[t] ≤ L}. For a reference whose loss never rises (the paper's case) t_ref = T
+    and this is :func:`~learnlaw.core.metrics.empirical_acceleration`. A large step size can make
+    the reference dip below its own final loss before T; then t_ref < T, and the reference
+    compared with itself still gives 1. ``nan`` when ``curve`` never reaches L.
+    """
+    level = float(torch.as_tensor(reference)[-1])
+    t_ref, t_cur = reach_step(reference, level), reach_step(curve, level)
+    if t_cur is None:
+        return math.nan
+    if t_cur == 0:
+        return math.inf
+    return t_ref / t_cur
 
 
 def run_trials(
@@ -217,8 +245,8 @@ def compare(
     Returns:
         Dicts with ``method``, ``lr``, ``params``, ``cost`` (the method's seconds / one plain
         run), ``tuning_cost`` (all of the method's grid points, in plain runs), ``val_auc``,
-        ``ar_test`` (empirical acceleration on the test curve against the baseline's final test
-        loss; nan if never reached), ``cr_test``, ``final_test``, ``ar_desired``, and
+        ``ar_test`` (:func:`hitting_ratio` on the test curves: how many times sooner than the
+        baseline the method reaches the baseline's final test loss; nan if never reached), ``cr_test``, ``final_test``, ``ar_desired``, and
         ``zero_fraction``, ``info`` (the trial's) and ``curve`` (its test curve, an array);
         methods whose trials all diverged get ``error``.
     """
@@ -240,10 +268,10 @@ def compare(
                 cost=t.seconds / unit,
                 tuning_cost=grid_seconds / unit,
                 val_auc=t.val_auc,
-                ar_test=empirical_acceleration(base.test, t.test),
+                ar_test=hitting_ratio(base.test, t.test),
                 cr_test=compression_ratio(t.test, vocab_size),
                 final_test=float(t.test[-1]),
-                ar_desired=empirical_acceleration(base.desired, t.desired),
+                ar_desired=hitting_ratio(base.desired, t.desired),
                 zero_fraction=t.zero_fraction,
                 info=t.info,
                 curve=t.test,
@@ -283,3 +311,32 @@ def uniform_method(task: Task, lr: float, steps: int) -> Candidate:
     """Conventional learning as a method: the uniform policy γ_{t,n} = 1/N, trained on ``task``."""
     policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
     return Candidate(policy, run=train(task, policy, lr))
+
+
+def _fmt(stat: dict, seeds: int, digits: int = 3) -> str:
+    if stat["reached"] == 0:
+        return "never"
+    if stat["reached"] < seeds:  # some seeds never reach: show those that do
+        span = f"{stat['min']:.{digits}g}" + (
+            "" if stat["min"] == stat["max"] else f"–{stat['max']:.{digits}g}"
+        )
+        return f"{span} ({stat['reached']} of {seeds} seeds)"
+    if math.isnan(stat["std"]):
+        return f"{stat['mean']:.{digits}g}"
+    return f"{stat['mean']:.{digits}g} ± {stat['std']:.{digits - 1}g}"
+
+
+def format_summary(summary: dict, keys=("ar_test", "cr_test", "final_test", "cost")) -> str:
+    """A plain-text table of :func:`summarize`'s output: mean ± standard deviation over seeds.
+
+    An acceleration ratio that some seeds never reach shows the range over the seeds that do;
+    ``never`` means no seed reached the baseline's final loss.
+    """
+    head = ["method", "η (per seed)", *keys]
+    lines = []
+    for name, entry in summary.items():
+        lrs = ", ".join("—" if v is None else f"{v:g}" for v in entry["lrs"])
+        lines.append([name, lrs, *(_fmt(entry[k], entry["seeds"]) for k in keys)])
+    widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
+    fmt = lambda row: "  ".join(str(c).ljust(w) for c, w in zip(row, widths))  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, lines)])
