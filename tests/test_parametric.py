@@ -58,7 +58,7 @@ def test_block_gradient_matches_finite_differences(make):
     _, grad_gamma = ll.policy_gradient(task, block_policy(phi, T), LR)
     grad = block_pullback(grad_gamma, 4)
     eps = 1e-5
-    for b, n, m in [(0, 0, 1), (1, 5, 2), (3, 7, 11), (2, 13, 4)]:
+    for b, n, m in [(0, 0, 1), (3, 7, 11), (2, 13, 4)]:
         d = torch.zeros_like(phi)
         d[b, n], d[b, m] = eps, -eps  # stays on the simplex
         fd = (J(task, block_policy(phi + d, T)) - J(task, block_policy(phi - d, T))) / (2 * eps)

@@ -43,7 +43,7 @@ from learnlaw.policies.parametric import (
 )
 from learnlaw.policies.parametric_features import example_features
 
-__all__ = ["ParametricResult", "fit_block_policy", "fit_feature_policy"]
+__all__ = ["ParametricResult", "fit_block_policy", "fit_feature_policy", "split_validation"]
 
 
 @dataclass
@@ -81,8 +81,12 @@ class ParametricResult:
         return [h.get(name, math.nan) for h in self.history]
 
 
-def _split_validation(task: Task, validation, seed: int) -> tuple[Task, tuple | None]:
-    """(the task to fit, the validation pair or None)."""
+def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple | None]:
+    """The task the fits fit and their validation ``(inputs, targets)`` (or ``None``).
+
+    ``validation`` is ``None``, an int h (h desired examples drawn at random with ``seed`` are
+    moved out of the desired split) or an extra ``(inputs, targets)`` desired part.
+    """
     if validation is None:
         return task, None
     if isinstance(validation, int) and not isinstance(validation, bool):
@@ -124,7 +128,7 @@ def _fit(
     if patience is not None:
         _check_int("patience", patience, 1)
     start = time.perf_counter()
-    fit_task, val = _split_validation(task, validation, validation_seed)
+    fit_task, val = split_validation(task, validation, validation_seed)
     sweep_task = fit_task if val is None else fit_task.with_(test=val)
     uniform = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
     base_sweep = train(sweep_task, uniform, lr)
@@ -323,7 +327,7 @@ def fit_feature_policy(
         raise ValueError(f"optimizer must be 'adam' or 'gd', got {optimizer!r}")
     opts = dict(dtype=task.dtype, device=task.device)
     if features is None:
-        fit_task, _ = _split_validation(task, validation, validation_seed)
+        fit_task, _ = split_validation(task, validation, validation_seed)
         features, feature_names = example_features(fit_task)
     features = features.to(**opts) if isinstance(features, Tensor) else features
     n = task.n_train
