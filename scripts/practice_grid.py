@@ -125,11 +125,21 @@ def m_block(task, lr, *, steps, blocks, outer_lr, epochs, warm=None):
 
 @diverging_search
 def m_feature(task, lr, *, steps, blocks, outer_lr, epochs):
+    # per-block features along the uniform run (loss and gradient norm: no desired-set columns,
+    # which over-fit), sparsemax link, plain GD: the best transferring scorer in exploratory
+    # runs of scripts/parametric_transfer.py on seed 0
+    feats, names = ll.trajectory_features(
+        task, steps, lr, blocks, columns=["bias", "loss", "grad_norm"]
+    )
     return ll.fit_feature_policy(
         task,
         steps,
         lr,
+        features=feats,
+        feature_names=names,
         blocks=blocks,
+        link="sparsemax",
+        optimizer="gd",
         outer_lr=outer_lr,
         epochs=epochs,
         validation=task.test,
@@ -144,11 +154,11 @@ def methods_for(case: str, steps: int, epochs: int):
     if case == "transformer":
         lrs = [0.5, 1.0, 1.5, 2.0]
         search_lrs = [0.5, 1.5]
-        outer = dict(block=1e-3, search=0.01)
+        outer = dict(block=1e-3, search=0.01, feature=1e-2)
     else:
         lrs = [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
         search_lrs = [0.1, 1.0, 10.0]
-        outer = dict(block=1e-5, search=1e-4)
+        outer = dict(block=1e-7, search=1e-4, feature=1e-2)
     methods = {
         "uniform": (p(m_uniform, steps=steps), [{}]),
         "desired only": (p(m_replaced, steps=steps, make=desired_only_task), [{}]),
@@ -171,7 +181,10 @@ def methods_for(case: str, steps: int, epochs: int):
             p(m_block, steps=steps, blocks=10, outer_lr=outer["block"], epochs=epochs),
             [{}],
         ),
-        "feature scorer": (p(m_feature, steps=steps, blocks=1, outer_lr=0.05, epochs=epochs), [{}]),
+        "feature scorer": (
+            p(m_feature, steps=steps, blocks=10, outer_lr=outer["feature"], epochs=epochs),
+            [{}],
+        ),
         "full search": (
             p(m_block, steps=steps, blocks=steps, outer_lr=outer["search"], epochs=epochs),
             [{}],
