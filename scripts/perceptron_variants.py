@@ -4,7 +4,8 @@
     python scripts/perceptron_variants.py --only K=4096 noisy  # some of them
     python scripts/perceptron_variants.py --epochs 5 --out /tmp/v.json  # a quick smoke test
 
-writes ``book/data/perceptron_variants.json`` (``--out``), which ``book/perceptron.ipynb`` loads.
+writes ``learnlaw/data/perceptron_variants.json`` (``--out``; installed with learnlaw as package
+data), which ``book/perceptron.ipynb`` loads.
 The file is rewritten after every variant, and variants already in it with the same settings
 are skipped (``--redo`` recomputes them), so an interrupted run continues where it stopped.
 
@@ -170,7 +171,7 @@ def run_variant(
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(ROOT / "book" / "data" / "perceptron_variants.json"))
+    ap.add_argument("--out", default=str(ROOT / "learnlaw" / "data" / "perceptron_variants.json"))
     ap.add_argument(
         "--epochs",
         type=int,

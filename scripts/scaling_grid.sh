@@ -2,7 +2,7 @@
 # Parameter sweeps of the chapter book/scaling.ipynb with papermill (python -m learnlaw.sweep).
 #
 #   scripts/scaling_grid.sh seeds   CPU (about 15 min on two cores): the chapter's defaults for
-#                                   seeds 0, 1, 2, collected into book/data/scaling_grid.json,
+#                                   seeds 0, 1, 2, collected into learnlaw/data/scaling_grid.json,
 #                                   which is committed and shown in the chapter
 #   scripts/scaling_grid.sh paper   GPU: the grid of the paper's Table 2 as perceptron runs, one
 #                                   (T, N) point per run: T = 1000 ... 8000, N = 4.096 T (2^12 ...
@@ -21,7 +21,7 @@ export TQDM_DISABLE=1
 case "${1:-}" in
   seeds)
     out=sweeps/scaling_seeds
-    dest=book/data/scaling_grid.json
+    dest=learnlaw/data/scaling_grid.json
     args=(-p seed 0,1,2 -p strict False)
     ;;
   paper)

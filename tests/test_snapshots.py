@@ -1,0 +1,76 @@
+"""The chapters' committed snapshots (learnlaw/data/results/), which the landing page shows.
+
+Each chapter, executed at its default parameters, checks its fresh headline numbers against its
+snapshot (``learnlaw.data.check_snapshot``), and the landing page reads the snapshots. These
+tests make sure that check really runs under ``make test``: a snapshot was taken at the
+chapter's current defaults, and the chapter calls the check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from learnlaw import data
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import snapshot_results  # noqa: E402
+
+SNAPSHOTS = sorted((ROOT / "learnlaw" / "data" / "results").glob("*.json"))
+NAMES = [p.stem for p in SNAPSHOTS]
+
+
+def test_every_chapter_the_landing_page_shows_has_a_snapshot():
+    assert set(NAMES) == set(snapshot_results.HEADLINE)
+    intro = "\n".join(c.source for c in nbformat.read(ROOT / "book" / "intro.ipynb", 4).cells)
+    for name in NAMES:
+        assert f'"{name}"' in intro, f"book/intro.ipynb does not read the {name} snapshot"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_snapshot_was_taken_at_the_chapters_defaults_and_the_chapter_checks_it(name):
+    snap = data.snapshot(name)
+    chapter = ROOT / snap["chapter"]
+    assert snap["parameters"] == snapshot_results.default_parameters(chapter), (
+        f"{chapter.name}'s defaults changed since its snapshot: execute it and run "
+        f"`python scripts/snapshot_results.py {name}`"
+    )
+    assert set(snap["results"]) == set(snapshot_results.HEADLINE[name])
+    nb = nbformat.read(chapter, as_version=4)
+    calls = [
+        c for c in nb.cells if c.cell_type == "code" and f'check_snapshot("{name}"' in c.source
+    ]
+    assert len(calls) == 1, f"{chapter.name} must call check_snapshot({name!r}, ...) once"
+    json.dumps(snap, allow_nan=False)  # NaN is stored as null
+
+
+def test_check_snapshot_compares_at_the_defaults_only_and_fails_on_a_change():
+    snap = data.snapshot("perceptron")
+    results, curves, params = dict(snap["results"]), snap["curves"], dict(snap["parameters"])
+    assert data.check_snapshot("perceptron", results, params, curves) is True
+    assert data.check_snapshot("perceptron", results, {**params, "steps": 10}, curves) is False
+    assert data.check_snapshot("perceptron", results, {}, curves) is False
+    changed = {**results, "ar_desired": results["ar_desired"] * (1 + 1e-4)}
+    with pytest.raises(AssertionError, match="ar_desired: fresh"):
+        data.check_snapshot("perceptron", changed, params, curves)
+    with pytest.raises(AssertionError, match="ar_test: fresh"):
+        data.check_snapshot("perceptron", {**results, "ar_test": 2.0}, params, curves)
+    bent = {**curves, "near_optimal_test": [x * 1.01 for x in curves["near_optimal_test"]]}
+    with pytest.raises(AssertionError, match="curve near_optimal_test differs"):
+        data.check_snapshot("perceptron", results, params, bent)
+    with pytest.raises(AssertionError, match="curve .* fresh length None"):
+        data.check_snapshot("perceptron", results, params, None)
+    nan = {**results, "ar_test": math.nan}  # a fresh NaN matches a stored null
+    assert data.check_snapshot("perceptron", nan, params, curves) is True
+
+
+def test_missing_data_is_named():
+    with pytest.raises(FileNotFoundError, match="learnlaw has no data file 'nope.json'"):
+        data.load_json("nope.json")
