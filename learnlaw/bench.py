@@ -20,7 +20,11 @@ per case (the paper's perceptron, the MLP, and the Transformer at the CPU scale 
 epoch (adjoint sweep + sharded projection) on 1 and on 2 CPU processes joined by gloo, one
 thread each — and ``scaling`` = seconds_2 / seconds_1 (1/2 would be perfect; the 2-process run
 pays one all-reduce of P floats per step each way: ``allreduce_ms`` is the median time of one,
-``reductions_per_epoch`` their number).
+``reductions_per_epoch`` their number; ``train_s_1`` is one plain training run on 1 process).
+Wall times on a machine shared with other jobs mix in the contention for its cores, so each row
+also has the CPU seconds of the epoch (``cpu_seconds_1``, and ``cpu_seconds_2`` of the busier of
+the two processes) and ``cpu_scaling`` = cpu_seconds_2 / cpu_seconds_1: the work per process,
+which waiting for a descheduled partner does not inflate (gloo waits without spinning).
 """
 
 from __future__ import annotations
@@ -157,13 +161,16 @@ def _epoch_worker(case: str, quick: bool, dtype: str, repeat: int, out: str) -> 
         sweep = adjoint_sweep(task, policy, lr)
         return project_simplex_sharded(policy - 1e-6 * sweep.grad, shard)
 
-    best = float("inf")
+    best = cpu_best = float("inf")
     for _ in range(repeat):
         dist.barrier()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         epoch()
+        cpu = torch.tensor([time.process_time() - cpu_start], dtype=torch.float64)
         dist.barrier()
         best = min(best, time.perf_counter() - start)
+        dist.all_reduce(cpu, op=dist.ReduceOp.MAX)  # the busiest rank's CPU seconds
+        cpu_best = min(cpu_best, float(cpu[0]))
     # the price of one reduction of P floats, the unit of the sweep's communication
     buf = torch.ones(task.n_params, dtype=task.dtype)
     times = []
@@ -172,14 +179,22 @@ def _epoch_worker(case: str, quick: bool, dtype: str, repeat: int, out: str) -> 
         start = time.perf_counter()
         dist.all_reduce(buf)
         times.append(time.perf_counter() - start)
+    train_s = None
+    if dist.get_world_size() == 1:  # one plain training run, for the epoch/train ratio
+        start = time.perf_counter()
+        train(task, policy, lr)
+        train_s = time.perf_counter() - start
     if dist.get_rank() == 0:
-        info = dict(seconds=best, N=task.n_train, P=task.n_params, T=steps)
+        info = dict(seconds=best, cpu=cpu_best, N=task.n_train, P=task.n_params, T=steps)
+        info["train_s"] = train_s
         info["allreduce_ms"] = 1e3 * sorted(times)[len(times) // 2]  # median
         with open(out, "w") as f:
             json.dump(info, f)
 
 
-def bench_distributed(quick: bool, dtype: str, repeat: int) -> list[dict]:
+def bench_distributed(
+    quick: bool, dtype: str, repeat: int, cases: list[str] | None = None
+) -> list[dict]:
     """The data-parallel benchmark (see the module docstring); one row per case."""
     import tempfile
 
@@ -187,15 +202,17 @@ def bench_distributed(quick: bool, dtype: str, repeat: int) -> list[dict]:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for case in _distributed_cases(quick):
-            seconds, reduce_ms = {}, None
+        for case in cases or list(_distributed_cases(quick)):
+            seconds, cpu, reduce_ms = {}, {}, None
             for world in (1, 2):
                 out = os.path.join(tmp, f"{case}_{world}.json")
                 spawn(_epoch_worker, world, case, quick, dtype, repeat, out, threads=1)
                 with open(out) as f:
                     info = json.load(f)
-                seconds[world] = info["seconds"]
-                if world == 2:
+                seconds[world], cpu[world] = info["seconds"], info["cpu"]
+                if world == 1:
+                    train_s = info["train_s"]
+                else:
                     reduce_ms = info["allreduce_ms"]
             row = dict(
                 case=case,
@@ -205,7 +222,11 @@ def bench_distributed(quick: bool, dtype: str, repeat: int) -> list[dict]:
                 dtype=dtype,
                 seconds_1=round(seconds[1], 4),
                 seconds_2=round(seconds[2], 4),
+                train_s_1=round(train_s, 4),
                 scaling=round(seconds[2] / seconds[1], 3),
+                cpu_seconds_1=round(cpu[1], 4),
+                cpu_seconds_2=round(cpu[2], 4),
+                cpu_scaling=round(cpu[2] / cpu[1], 3),
                 allreduce_ms=round(reduce_ms, 3),
                 reductions_per_epoch=2 * info["T"],
             )
@@ -223,6 +244,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         type=int,
         default=None,
         help="best of this many runs (default 3; 1 with --distributed)",
+    )
+    ap.add_argument(
+        "--case",
+        dest="cases",
+        action="append",
+        choices=["perceptron", "mlp", "transformer"],
+        help="with --distributed: only this case (repeatable; default: all three)",
     )
     ap.add_argument(
         "--record",
@@ -249,7 +277,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.device != "cpu":
             ap.error("--distributed measures CPU processes joined by gloo; drop --device")
         load_before = os.getloadavg()
-        rows = bench_distributed(args.quick, args.dtype, args.repeat or 1)
+        rows = bench_distributed(args.quick, args.dtype, args.repeat or 1, args.cases)
         if args.record:
             record = dict(
                 command="python -m learnlaw.bench " + " ".join(argv or sys.argv[1:]),
