@@ -87,22 +87,6 @@ def m_online(task, lr, *, steps, rule, **params):
     return ll.online_policy(task, steps, lr, rule=rule, **params)
 
 
-def diverging_search(fn):
-    """A search whose adjoint gradient overflows (large η, long T) has diverged: say so."""
-
-    @functools.wraps(fn)
-    def wrapped(task, lr, **kw):
-        try:
-            return fn(task, lr, **kw)
-        except ValueError as exc:
-            if "non-finite" not in str(exc):
-                raise
-            raise ll.DivergenceError(f"the policy search diverged at lr = {lr:g}: {exc}") from exc
-
-    return wrapped
-
-
-@diverging_search
 def m_block(task, lr, *, steps, blocks, outer_lr, epochs, warm=None):
     initial = None
     if warm is not None:
@@ -123,7 +107,6 @@ def m_block(task, lr, *, steps, blocks, outer_lr, epochs, warm=None):
     )
 
 
-@diverging_search
 def m_feature(task, lr, *, steps, blocks, outer_lr, epochs):
     # per-block features along the uniform run (loss and gradient norm: no desired-set columns,
     # which over-fit), sparsemax link, plain GD: the best transferring scorer in exploratory

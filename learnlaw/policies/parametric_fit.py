@@ -181,7 +181,17 @@ def _fit(
         bar.set_postfix(show)
         if epoch == epochs or (patience is not None and epoch - best[1] >= patience):
             break
+        if not bool(torch.isfinite(sweep.grad).all()):
+            raise DivergenceError(
+                f"∂J/∂γ is not finite at epoch {epoch} of the {family} policy fit (lr = {lr:g}): "
+                "the adjoint sweep overflowed through the T steps; use a smaller lr"
+            )
         phi = update(phi, pullback(phi, sweep.grad), epoch)
+        if not bool(torch.isfinite(phi).all()):
+            raise DivergenceError(
+                f"the {family} policy parameters became non-finite at epoch {epoch} "
+                f"(lr = {lr:g}); lower outer_lr or lr"
+            )
         bar.update(1)
     bar.close()
     _, best_epoch, phi = best
