@@ -208,11 +208,11 @@ def curve(c: np.ndarray, every: int) -> list[float]:
     return [round(float(v), 6) for v in c[::every]]
 
 
-def one_seed(case: str, seed: int, epochs: int, progress: bool, only=None) -> dict:
+def run_seed(case: str, seed: int, epochs: int, progress: bool, only=None) -> dict:
+    """Run every trial of one seed; the raw record (every trial's curves) for :func:`summarize_seed`."""
     task, steps = make_task(case, seed)
     val = validation_task(task, task.n_desired // 4, seed)  # desired = fit, test = validation
     report = task.with_(desired=val.desired)  # desired = fit part, test = the reporting pool
-    family = "transformer" if case == "transformer" else "perceptron"
     methods, grids = methods_for(case, steps, epochs)
     if only:
         methods = {k: v for k, v in methods.items() if k == "uniform" or k in only}
@@ -225,33 +225,43 @@ def one_seed(case: str, seed: int, epochs: int, progress: bool, only=None) -> di
         progress=progress,
         inspect=functools.partial(kind_zero_shares, task),
     )
-    every = max(1, steps // 100)
-    out = dict(
+    return dict(
+        case=case,
         seed=seed,
         steps=steps,
+        vocab_size=task.vocab_size,
         n_fit=val.n_desired,
         n_val=val.n_test,
         n_test=task.n_test,
         seconds=time.perf_counter() - start,
-        trials=[
-            dict(
-                method=t.method,
-                params=t.params,
-                lr=t.lr,
-                seconds=t.seconds,
-                val_auc=t.val_auc if math.isfinite(t.val_auc) else None,
-                final_test=None if t.test is None else float(t.test[-1]),
-                error=t.error,
-            )
-            for t in trials
-        ],
-        regimes={},
+        trials=trials,
     )
+
+
+def summarize_seed(raw: dict) -> dict:
+    """The committed summary of one seed: every trial's scores, and both regimes' comparisons."""
+    trials, steps = raw["trials"], raw["steps"]
+    family = "transformer" if raw["case"] == "transformer" else "perceptron"
+    every = max(1, steps // 100)
+    out = {k: raw[k] for k in ("seed", "steps", "n_fit", "n_val", "n_test", "seconds")}
+    out["trials"] = [
+        dict(
+            method=t.method,
+            params=t.params,
+            lr=t.lr,
+            seconds=t.seconds,
+            val_auc=t.val_auc if math.isfinite(t.val_auc) else None,
+            final_test=None if t.test is None else float(t.test[-1]),
+            error=t.error,
+        )
+        for t in trials
+    ]
     # the unit of cost: one plain run, the median over the uniform trials (each is one run)
     unit = float(np.median([t.seconds for t in trials if t.method == "uniform"]))
     out["plain_seconds_median"] = unit
+    out["regimes"] = {}
     for regime, fixed in (("a", FIXED_LR[family]), ("b", None)):
-        rows = compare(trials, vocab_size=task.vocab_size, fixed_lr=fixed, plain_seconds=unit)
+        rows = compare(trials, vocab_size=raw["vocab_size"], fixed_lr=fixed, plain_seconds=unit)
         for row in rows:
             if "curve" in row:
                 row["test_curve"] = curve(row.pop("curve"), every)
@@ -285,6 +295,11 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--only", nargs="+", default=None, help="run these methods (and uniform)")
+    ap.add_argument(
+        "--from-raw",
+        action="store_true",
+        help="re-summarise the trials saved in runs/practice/ instead of running them",
+    )
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     if a.epochs is None:
@@ -298,12 +313,20 @@ def main(argv=None) -> None:
         torch=torch.__version__,
         seeds=[],
     )
+    raw_dir = ROOT / "runs" / "practice"  # every trial's curves (gitignored), to re-summarise
+    raw_dir.mkdir(parents=True, exist_ok=True)
     for seed in a.seeds:
-        result["seeds"].append(one_seed(a.case, seed, a.epochs, a.progress, a.only))
+        raw_path = raw_dir / f"{a.case}-seed{seed}.pt"
+        if a.from_raw:
+            raw = torch.load(raw_path, weights_only=False)
+        else:
+            raw = run_seed(a.case, seed, a.epochs, a.progress, a.only)
+            torch.save(raw, raw_path)
+        result["seeds"].append(summarize_seed(raw))
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
         tmp.replace(out)
-        print(f"{a.case} seed {seed}: {result['seeds'][-1]['seconds']:.0f} s", flush=True)
+        print(f"{a.case} seed {seed}: {raw['seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

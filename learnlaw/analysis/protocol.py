@@ -121,17 +121,21 @@ def _with_train(task: Task, train_split: tuple[Tensor, Tensor] | None) -> Task:
 
 
 def hitting_ratio(reference, curve) -> float:
-    """t_ref / t_curve for the level L = reference[T]: the paper's acceleration ratio (Eq. 9),
-    made fair to a non-monotone reference.
+    """t_ref / t_curve for the level L = min_t reference[t]: the paper's acceleration ratio (Eq. 9),
+    made fair to a reference whose loss does not fall monotonically.
 
-    t_x = min{t : x[t] ≤ L}. For a reference whose loss never rises (the paper's case) t_ref = T
-    and this is :func:`~learnlaw.core.metrics.empirical_acceleration`. A large step size can make
-    the reference dip below its own final loss before T; then t_ref < T, and the reference
-    compared with itself still gives 1. ``nan`` when ``curve`` never reaches L.
+    t_x = min{t : x[t] ≤ L}. For a reference whose loss never rises (the paper's case) L is its
+    final loss, t_ref = T, and this is :func:`~learnlaw.core.metrics.empirical_acceleration`. A
+    large step size makes the loss oscillate; its final value can then sit above losses it
+    reached long before, and Eq. 9 against that final value rewards the oscillation (the
+    reference compared with itself gives T / t_ref > 1). Against the reference's best loss the
+    reference gives 1 and a method is credited for reaching what the reference reached, as early
+    as it did. ``nan`` when ``curve`` never gets there (or the reference never improves).
     """
-    level = float(torch.as_tensor(reference)[-1])
-    t_ref, t_cur = reach_step(reference, level), reach_step(curve, level)
-    if t_cur is None:
+    ref = torch.as_tensor(reference, dtype=torch.float64)
+    level = float(ref.min())
+    t_ref, t_cur = reach_step(ref, level), reach_step(curve, level)
+    if t_cur is None or t_ref == 0:
         return math.nan
     if t_cur == 0:
         return math.inf
@@ -246,7 +250,7 @@ def compare(
         Dicts with ``method``, ``lr``, ``params``, ``cost`` (the method's seconds / one plain
         run), ``tuning_cost`` (all of the method's grid points, in plain runs), ``val_auc``,
         ``ar_test`` (:func:`hitting_ratio` on the test curves: how many times sooner than the
-        baseline the method reaches the baseline's final test loss; nan if never reached), ``cr_test``, ``final_test``, ``ar_desired``, and
+        baseline the method reaches the baseline's best test loss; nan if never reached), ``cr_test``, ``final_test``, ``ar_desired``, and
         ``zero_fraction``, ``info`` (the trial's) and ``curve`` (its test curve, an array);
         methods whose trials all diverged get ``error``.
     """
