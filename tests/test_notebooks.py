@@ -160,6 +160,15 @@ def _first_with_output(nb):
     return next(c for c in nb.cells[1:] if c.cell_type == "code" and c.outputs)
 
 
+def _first_printing(nb):
+    """The first code cell that prints (a stream output, which nbval compares as text)."""
+    return next(
+        c
+        for c in nb.cells[1:]
+        if c.cell_type == "code" and any(o.output_type == "stream" for o in c.outputs)
+    )
+
+
 BREAKAGES = {
     "outputs cleared": _cleared,
     "other kernel": lambda nb: nb.metadata.kernelspec.update(name="learnlaw-venv"),
@@ -266,9 +275,11 @@ def test_nbval_fails_on_broken_copies(tmp_path):
     nbformat.write(raises, tmp_path / "raises.ipynb")
 
     changed = copy.deepcopy(nb)
-    out = next(o for o in _first_with_output(changed).outputs if o.output_type == "stream")
+    out = next(o for o in _first_printing(changed).outputs if o.output_type == "stream")
     out.text = out.text.replace(out.text.strip()[:1], "#", 1)
-    assert out.text != _first_with_output(nb).outputs[0].text
+    assert (
+        out.text != next(o for o in _first_printing(nb).outputs if o.output_type == "stream").text
+    )
     nbformat.write(changed, tmp_path / "changed.ipynb")
 
     # pytest takes the rootdir (and so the config) from every path on its command line: keep
