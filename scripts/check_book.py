@@ -361,12 +361,17 @@ def check_book(
                     page,
                     origin,
                     None if screenshots is None else screenshots / (Path(page).stem + ".png"),
+                    chapter=page not in OTHER_PAGES,
                 )
                 for page in pages
             ]
     finally:
         server.shutdown()
         server.server_close()
+
+
+# The book's pages that are not chapters: checked the same way, less the chapter-only checks.
+OTHER_PAGES = ("genindex.html", "search.html")
 
 
 def chapter_pages(root: Path = ROOT) -> list[str]:
@@ -380,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "screenshots")
     args = parser.parse_args(argv)
     try:
-        reports = check_book(args.html, chapter_pages(), args.screenshots)
+        reports = check_book(args.html, chapter_pages() + list(OTHER_PAGES), args.screenshots)
     except BrowserMissing as e:
         print(e, file=sys.stderr)
         return 2
