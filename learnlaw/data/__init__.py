@@ -5,6 +5,8 @@ A chapter opened alone (on Colab, or copied into an empty folder) finds them her
 
 - ``perceptron_variants.json``: the perceptron variants (``scripts/perceptron_variants.py``);
 - ``scaling_grid.json``: the scaling chapter's seed sweep (``scripts/scaling_grid.sh seeds``);
+- ``bench_distributed.json``: the records of ``python -m learnlaw.bench --distributed --record
+  FILE`` (one epoch on 1 and on 2 gloo processes) that the scale chapter quotes;
 - ``results/<chapter>.json``: a snapshot of a chapter's headline numbers (and, for the
   perceptron, its loss curves), taken by ``scripts/snapshot_results.py`` from an execution at the
   chapter's default parameters. The landing page shows them; the chapter itself, run at those
