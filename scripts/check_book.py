@@ -7,7 +7,7 @@ no extra Python package, no browser download). After the page has loaded and Mat
 typeset it, the check fails the page on
 
 - untypeset TeX: a math element (``.math``) that MathJax did not replace, or TeX delimiters left in
-  the prose (``\\(``, ``\\[``, ``$$``, ``\\begin{``);
+  the prose (``\\(``, ``\\[``, ``$$``, ``\\begin{``), or a Markdown table left as text (``| --- |``);
 - malformed math: a formula MathJax rendered as an error (``mjx-merror``);
 - a broken image (an ``<img>`` that did not decode);
 - a JavaScript error (an uncaught exception or a ``console.error``);
@@ -87,7 +87,7 @@ PAGE_REPORT_JS = r"""
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     if (n.parentElement && n.parentElement.closest(skip)) continue;
     const text = n.textContent;
-    for (const mark of ['\\(', '\\[', '$$', '\\begin{']) {
+    for (const mark of ['\\(', '\\[', '$$', '\\begin{', '| --- |']) {
       const i = text.indexOf(mark);
       if (i >= 0) { raw.push(text.slice(Math.max(0, i - 20), i + 40).trim()); break; }
     }
