@@ -7,7 +7,9 @@ The public API, by concept:
 * policies: :func:`uniform_policy`, :func:`validate_policy`, :func:`project_simplex`
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
-* policy search: :func:`optimize_policy`
+* policy search: :func:`optimize_policy`; from the command line, on one process or under
+  ``torchrun`` (data parallelism, :mod:`learnlaw.core.distributed`): ``python -m learnlaw.search``
+* training: the divergence criterion :data:`DIVERGENCE_FACTOR` and :func:`check_divergence`
 * parametric policies fitted by the adjoint: :func:`fit_block_policy`, :func:`fit_feature_policy`
 * scaling laws: :func:`fit_scaling_law`, :func:`acceleration_ratio`; sweeps:
   ``python -m learnlaw.sweep`` (:func:`learnlaw.sweep.run_sweep`)
