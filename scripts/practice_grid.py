@@ -24,7 +24,7 @@ import argparse
 import functools
 import json
 import math
-import sys
+import shlex
 import time
 from pathlib import Path
 
@@ -312,7 +312,11 @@ def main(argv=None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = dict(
         case=a.case,
-        command=" ".join(["python scripts/practice_grid.py", *(argv or sys.argv[1:])]),
+        # the command that ran the trials (one process per seed gives the same numbers)
+        command=" ".join(
+            ["python scripts/practice_grid.py", a.case, "--seeds", *map(str, a.seeds)]
+            + (["--only", *(shlex.quote(m) for m in a.only)] if a.only else [])
+        ),
         epochs=a.epochs,
         torch=torch.__version__,
         seeds=[],
