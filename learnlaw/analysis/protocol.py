@@ -33,9 +33,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core.metrics import auc, compression_ratio, reach_step
-from learnlaw.core.policy import uniform_policy
 from learnlaw.core.task import Task
 from learnlaw.core.training import DivergenceError, Run, train
+from learnlaw.policies.baselines import uniform_baseline
 
 __all__ = [
     "Candidate",
@@ -313,7 +313,7 @@ def summarize(
 
 def uniform_method(task: Task, lr: float, steps: int) -> Candidate:
     """Conventional learning as a method: the uniform policy γ_{t,n} = 1/N, trained on ``task``."""
-    policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
+    policy = uniform_baseline(task, steps)
     return Candidate(policy, run=train(task, policy, lr))
 
 

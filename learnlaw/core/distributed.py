@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from learnlaw.core.kernels import _SegmentOps
 from learnlaw.core.task import SPLITS, Task
 
 __all__ = [
@@ -178,8 +179,12 @@ def check_local_policy(policy: Tensor, shard: Shard, steps: int | None = None) -
     return policy
 
 
-class ShardedKernels:
+class ShardedKernels(_SegmentOps):
     """Step kernels of one rank: the local kernels of its shard plus the reductions.
+
+    ``forward_segment`` and ``contributions_batch`` are the shared ones of
+    :class:`~learnlaw.core.kernels._SegmentOps`, over the reducing ``train_grad`` and
+    ``contributions`` below.
 
     Wraps the kernels of :meth:`Shard.local_task` (any of
     :mod:`learnlaw.core.kernels`); policy rows passed in are this rank's ``(N_r,)`` columns.
@@ -207,13 +212,6 @@ class ShardedKernels:
     def desired_grad(self, theta: Tensor, split: str = "desired") -> Tensor:
         return all_reduce(self.inner.desired_grad(theta, split) * self._fraction(split))
 
-    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float) -> Tensor:
-        out = theta.new_empty(len(gammas), theta.numel())
-        for i in range(len(gammas)):
-            theta = theta - lr * self.train_grad(theta, gammas[i])
-            out[i] = theta
-        return out
-
     def reverse_segment(
         self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float, start: int
     ) -> tuple[Tensor, Tensor]:
@@ -232,9 +230,6 @@ class ShardedKernels:
     def contributions(self, theta: Tensor, split: str = "desired") -> Tensor:
         """This rank's CT_n = ∇L_split·∇l_n, ``(N_r,)``."""
         return self.inner.directional(theta, self.desired_grad(theta, split))
-
-    def contributions_batch(self, thetas: Tensor, split: str = "desired") -> Tensor:
-        return torch.stack([self.contributions(theta, split) for theta in thetas])
 
 
 def project_simplex_sharded(v: Tensor, shard: Shard | None, *, max_iter: int | None = None):
