@@ -8,7 +8,7 @@
 #                                executes only a chapter stored without outputs)
 #   make execute NB=book/X.ipynb re-execute one chapter in place, storing its outputs
 #   make sync                    rewrite every chapter's set-up cell from _config.yml
-#   make mathjax                 fetch the pinned MathJax the book serves (make book does it)
+#   make mathjax                 fetch the pinned MathJax from PyPI (make book does it)
 #   make lint / make format      ruff
 #   make clean                   remove _build/ and the chapters' _results/
 
@@ -30,13 +30,67 @@ export TQDM_DISABLE := 1
 # A non-interactive matplotlib backend would drop figures from the chapters' outputs.
 unexport MPLBACKEND
 
-# MathJax, served from the built book itself (no page loads anything from another host). It comes
-# from the npm registry, pinned by version and checked against the tarball's sha512 (npm's
-# "integrity"), and is unpacked into build/mathjax/, which _config.yml adds to the book's
-# _static/ (mathjax_path). Needs npm (Node.js); `apt-get install npm` where it is missing.
+# MathJax, served from the built book itself (no page loads anything from another host). Its
+# es5 bundle comes from PyPI, in the wheel django-static-mathjax (MathJax 3.2.2 packaged for
+# Django; no dependencies), fetched by the venv's pip, pinned by version and checked against the
+# wheel's sha256. Python's zipfile unpacks only mathjax/static/mathjax/es5/ into build/mathjax/,
+# which _config.yml adds to the book's _static/ (mathjax_path). Needs nothing but Python and
+# network access to PyPI (or PIP_INDEX_URL pointing at a mirror holding the wheel). The wheel's
+# es5 files are npm's mathjax@3.2.2 ones up to the minifier: 13 of its 106 files lack a few
+# no-op self-assignments (`r=r,`) that npm's build left in. To move to another MathJax: set
+# MATHJAX_VERSION, MATHJAX_WHEEL and MATHJAX_WHEEL_SHA256 (sha256sum of the wheel that
+# `pip download` saves); the recipe also checks the VERSION string in es5/tex-mml-chtml.js.
 MATHJAX_VERSION := 3.2.2
-MATHJAX_SHA512 := Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==
+MATHJAX_WHEEL := django-static-mathjax==3.2.2.1
+MATHJAX_WHEEL_SHA256 := 05ad109fd9e5d9d380c76389689b7f523e9ccb7f7a85c1eb962c7564eac7601d
 MATHJAX := build/mathjax/mathjax/tex-mml-chtml.js
+
+# Checks the downloaded wheel's sha256, unpacks its es5/ into DIR/es5 and checks that
+# es5/tex-mml-chtml.js is MathJax MATHJAX_VERSION.
+# Usage: python -c "$$MATHJAX_UNPACK" DIR SHA256 MATHJAX_VERSION MATHJAX_WHEEL
+define MATHJAX_UNPACK
+import hashlib
+import pathlib
+import sys
+import zipfile
+
+tmp = pathlib.Path(sys.argv[1])
+expected, version, pin = sys.argv[2:5]
+wheels = sorted(tmp.glob("*.whl"))
+if len(wheels) != 1:
+    found = [w.name for w in wheels]
+    sys.exit(f"make mathjax: expected one wheel in {tmp} from pip download {pin}, found {found}")
+wheel = wheels[0]
+got = hashlib.sha256(wheel.read_bytes()).hexdigest()
+if got != expected:
+    sys.exit(
+        f"make mathjax: {wheel.name} has sha256 {got} (received), expected {expected} "
+        f"(MATHJAX_WHEEL_SHA256 in the Makefile). This is not the pinned {pin}: run "
+        f"`PIP_NO_CACHE_DIR=1 make mathjax` (a proxy, a mirror or pip's cache may have served "
+        f"another file); change the checksum only after checking the new wheel's content."
+    )
+prefix = "mathjax/static/mathjax/es5/"
+out = tmp / "es5"
+with zipfile.ZipFile(wheel) as z:
+    members = [m for m in z.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
+    for m in members:
+        rel = m.filename[len(prefix) :]
+        if rel.startswith("/") or ".." in rel.split("/"):
+            sys.exit(f"make mathjax: {wheel.name} holds an unsafe path {m.filename!r}")
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(z.read(m))
+main = out / "tex-mml-chtml.js"
+if not main.is_file():
+    sys.exit(f"make mathjax: {wheel.name} has no {prefix}tex-mml-chtml.js ({len(members)} files)")
+if f'VERSION="{version}"' not in main.read_text(encoding="utf-8"):
+    sys.exit(
+        f"make mathjax: {prefix}tex-mml-chtml.js in {wheel.name} is not MathJax {version} "
+        f'(no VERSION="{version}"): MATHJAX_VERSION and MATHJAX_WHEEL in the Makefile disagree'
+    )
+print(f"MathJax {version}: {len(members)} files from {wheel.name} (sha256 {got})")
+endef
+export MATHJAX_UNPACK
 
 .PHONY: help install mathjax book test execute sync lint format clean
 
@@ -56,15 +110,16 @@ $(STAMP): pyproject.toml requirements/torch-cpu.txt | $(BIN)/python
 install: $(STAMP)
 
 # --- the book -------------------------------------------------------------------------------
-$(MATHJAX): Makefile
-	@command -v npm >/dev/null || { echo "make book needs npm (Node.js) to fetch MathJax $(MATHJAX_VERSION) from the npm registry: install it (Debian: apt-get install npm)" >&2; exit 1; }
+$(MATHJAX): Makefile | $(BIN)/python
 	rm -rf build/mathjax && mkdir -p build/mathjax/tmp
-	cd build/mathjax/tmp && npm pack --silent --no-fund --no-audit mathjax@$(MATHJAX_VERSION) >/dev/null
-	@got="$$(openssl dgst -sha512 -binary build/mathjax/tmp/mathjax-$(MATHJAX_VERSION).tgz | base64 -w0)"; \
-	if [ "$$got" != "$(MATHJAX_SHA512)" ]; then \
-	  echo "mathjax-$(MATHJAX_VERSION).tgz: sha512 $$got, expected $(MATHJAX_SHA512)" >&2; exit 1; fi
-	tar -xzf build/mathjax/tmp/mathjax-$(MATHJAX_VERSION).tgz -C build/mathjax/tmp package/es5
-	mv build/mathjax/tmp/package/es5 build/mathjax/mathjax && rm -rf build/mathjax/tmp
+	@$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps \
+	  --only-binary=:all: "$(MATHJAX_WHEEL)" -d build/mathjax/tmp || { \
+	  echo "make mathjax: pip could not download $(MATHJAX_WHEEL) (MathJax $(MATHJAX_VERSION))" \
+	    "from PyPI; pip's message above says why. It needs network access to PyPI, or" \
+	    "PIP_INDEX_URL set to an index that holds this wheel." >&2; exit 1; }
+	@$(BIN)/python -c "$$MATHJAX_UNPACK" build/mathjax/tmp \
+	  "$(MATHJAX_WHEEL_SHA256)" "$(MATHJAX_VERSION)" "$(MATHJAX_WHEEL)"
+	mv build/mathjax/tmp/es5 build/mathjax/mathjax && rm -rf build/mathjax/tmp
 	@test -f $@ && touch $@
 
 mathjax: $(MATHJAX)
