@@ -1,13 +1,16 @@
 """Benchmark: one policy epoch against one plain training run.
 
     python -m learnlaw.bench [--device cpu|cuda] [--dtype float32|float64] [--repeat 3] [--threads 1]
+                             [--tf32]
     python -m learnlaw.bench --distributed [--quick] [--repeat 1]
 
 prints one JSON line per case: the task, its step kernels, T, N, P, the seconds of a plain training run (uniform
 policy, recording the desired-loss curve), of one policy epoch (adjoint sweep + projection +
 update), their ratio, and the peak trajectory memory (floats held for θ's, and bytes on a GPU).
 Times are the best of ``--repeat`` runs. Ratios, not absolute times, are what carry over
-between machines.
+between machines. Every line records ``tf32``: with ``--tf32`` the runs and sweeps use TF32
+float32 matmuls on an NVIDIA Ampere+ GPU (:mod:`learnlaw.core.precision`; no effect on the
+CPU or in float64), without it exact float32.
 
 It then prints one ``"case": "online"`` line per online Learning-Law rule
 (:func:`learnlaw.online_policy`): the seconds of one plain run, of one online run of the same T
@@ -40,6 +43,7 @@ import torch
 from learnlaw.core.adjoint import adjoint_sweep
 from learnlaw.core.kernels import resolve_kernels
 from learnlaw.core.policy import project_simplex, uniform_policy
+from learnlaw.core.precision import matmul_precision
 from learnlaw.core.training import train
 from learnlaw.policies.online import online_policy
 from learnlaw.tasks.perceptron import perceptron_task
@@ -64,15 +68,19 @@ def _best(fn, repeat: int, device: torch.device) -> float:
     return best
 
 
-def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> dict:
+def bench_case(
+    task, steps: int, lr: float, checkpoint_every, repeat: int, tf32: bool = False
+) -> dict:
     device = task.device
     policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
-    train(task, policy[: min(steps, 20)], lr)  # warm-up
-    t_train = _best(lambda: train(task, policy, lr), repeat, device)
+    train(task, policy[: min(steps, 20)], lr, tf32=tf32)  # warm-up
+    t_train = _best(lambda: train(task, policy, lr, tf32=tf32), repeat, device)
     sweeps = []
 
     def epoch():
-        sweep = adjoint_sweep(task, policy, lr, checkpoint_every=checkpoint_every, track_test=False)
+        sweep = adjoint_sweep(
+            task, policy, lr, checkpoint_every=checkpoint_every, track_test=False, tf32=tf32
+        )
         sweeps.append(sweep)
         return project_simplex(policy - 1e-6 * sweep.grad)
 
@@ -87,6 +95,7 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
         P=task.n_params,
         dtype=str(task.dtype).replace("torch.", ""),
         device=str(device),
+        tf32=tf32,
         checkpoint_every=sweeps[-1].checkpoint_every,
         train_s=round(t_train, 4),
         epoch_s=round(t_epoch, 4),
@@ -99,13 +108,18 @@ def bench_case(task, steps: int, lr: float, checkpoint_every, repeat: int) -> di
     )
 
 
-def bench_online(task, steps: int, lr: float, rule: str, repeat: int) -> dict:
+def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool = False) -> dict:
     """One online run of ``rule`` against one plain (uniform) run of the same T."""
     device = task.device
     policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
-    online_policy(task, min(steps, 5), lr, rule)  # warm-up
-    t_train = _best(lambda: train(task, policy, lr), repeat, device)
-    t_online = _best(lambda: online_policy(task, steps, lr, rule), repeat, device)
+
+    def online(t: int):
+        with matmul_precision(tf32):  # online_policy has no tf32= of its own
+            return online_policy(task, t, lr, rule)
+
+    online(min(steps, 5))  # warm-up
+    t_train = _best(lambda: train(task, policy, lr, tf32=tf32), repeat, device)
+    t_online = _best(lambda: online(steps), repeat, device)
     return dict(
         case="online",
         task=task.name,
@@ -116,6 +130,7 @@ def bench_online(task, steps: int, lr: float, rule: str, repeat: int) -> dict:
         P=task.n_params,
         dtype=str(task.dtype).replace("torch.", ""),
         device=str(device),
+        tf32=tf32,
         train_s=round(t_train, 4),
         online_s=round(t_online, 4),
         ratio=round(t_online / t_train, 2),
@@ -265,6 +280,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
     ap.add_argument(
+        "--tf32",
+        action="store_true",
+        help="TF32 float32 matmuls on an NVIDIA Ampere+ GPU (no effect on the CPU or in "
+        "float64); recorded as tf32 in every line (default: exact float32)",
+    )
+    ap.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -276,6 +297,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.distributed:
         if args.device != "cpu":
             ap.error("--distributed measures CPU processes joined by gloo; drop --device")
+        if args.tf32:
+            ap.error("--distributed measures CPU processes, where TF32 does nothing; drop --tf32")
         load_before = os.getloadavg()
         rows = bench_distributed(args.quick, args.dtype, args.repeat or 1, args.cases)
         if args.record:
@@ -311,7 +334,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             ),
         ]
     # the multi-layer model with both autodiff reverse steps (jvp of the gradient, and a double
-    # backward): which one is faster depends on the device; the default ("auto") is one of them
+    # backward): which one is faster may depend on the device; the default ("auto") is the
+    # double backward (see learnlaw.core.kernels.resolve_kernels)
     online_cases = list(cases)
     other = {"autodiff": "autodiff_rr", "autodiff_rr": "autodiff"}
     cases += [
@@ -322,12 +346,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for task, steps, lr in cases:
         for ck in (None, "auto"):
-            row = bench_case(task, steps, lr, ck, args.repeat)
+            row = bench_case(task, steps, lr, ck, args.repeat, args.tf32)
             print(json.dumps(row), flush=True)
             rows.append(row)
     for task, steps, lr in online_cases:
         for rule in ("relu", "quadratic") if task.name == "perceptron" else ("relu",):
-            row = bench_online(task, steps, lr, rule, args.repeat)
+            row = bench_online(task, steps, lr, rule, args.repeat, args.tf32)
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows

@@ -14,7 +14,9 @@ runs :func:`learnlaw.optimize_policy` and writes into ``--out``:
   interruption), written as the epochs finish;
 * ``policy.pt``: the final policy, a ``(T, N)`` tensor for ``torch.load`` (under torchrun the
   full policy, assembled once at the end);
-* ``config.json``: the settings of the run (a resume must use the same).
+* ``config.json``: the settings of the run (a resume must use the same), ``tf32`` included
+  (``--tf32``: TF32 float32 matmuls on an NVIDIA Ampere+ GPU, see
+  :mod:`learnlaw.core.precision`; no effect on the CPU).
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the processes join one group (gloo on CPU, NCCL with
 ``--device cuda``, each rank on ``cuda:<LOCAL_RANK>``) and split the training examples
@@ -129,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument(
+        "--tf32",
+        action="store_true",
+        help="TF32 float32 matmuls on an NVIDIA Ampere+ GPU (faster; inputs rounded to a "
+        "10-bit mantissa, relative 2^-11 instead of 2^-24); no effect on the CPU or in "
+        "float64. Recorded in config.json: a resume must repeat it. (default: exact float32)",
+    )
+    ap.add_argument(
         "--device",
         default="cpu",
         help="cpu or cuda (under torchrun each rank takes cuda:<LOCAL_RANK>) (default: cpu)",
@@ -187,6 +196,7 @@ def _settings(ap: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         schedule=args.schedule,
         checkpoint_every=args.checkpoint_every,
         dtype=args.dtype,
+        tf32=args.tf32,
         **s,
     )
 
@@ -201,6 +211,7 @@ def _check_out(ap: argparse.ArgumentParser, args: argparse.Namespace, settings: 
             saved = json.loads(config.read_text())
         except (OSError, ValueError) as err:
             ap.error(f"--resume: cannot read {config} ({err}); start a new search elsewhere")
+        saved.setdefault("tf32", False)  # written before --tf32 existed: exact float32
         now = json.loads(json.dumps(settings))
         if saved != now:
             diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
@@ -269,7 +280,8 @@ def run(args: argparse.Namespace, settings: dict) -> int:
         world = dist.get_world_size() if dist.is_initialized() else 1
         print(
             f"search: {args.task}, N={task.n_train}, P={task.n_params}, T={settings['steps']}, "
-            f"E={settings['epochs']}, {world} process(es), device {device}",
+            f"E={settings['epochs']}, {world} process(es), device {device}"
+            + (", TF32 matmuls" if settings["tf32"] else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -302,6 +314,7 @@ def run(args: argparse.Namespace, settings: dict) -> int:
         resume=args.resume,
         progress=False,
         callback=on_epoch,
+        tf32=settings["tf32"],
     )
     if lead:
         # the search's own history is complete (an epoch finished just before an interrupt

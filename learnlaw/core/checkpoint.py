@@ -8,6 +8,12 @@ leaves, on every rank, a file of one common epoch: resuming finds the newest epo
 ranks have. Every state records the number of processes that wrote it: resuming with another
 number is an error (the shards would not match).
 
+Every tensor is written as a CPU tensor (:func:`to_cpu`, recursively through dicts, lists and
+tuples) and read back with ``map_location="cpu"`` before it is moved to the requested device
+(:func:`load_file`): a checkpoint written on a GPU resumes on a CPU-only machine, and the file
+does not depend on which GPU (``cuda:<k>``) wrote it. Cost: one device-to-host copy of the
+state per save (T·N_r policy floats per epoch), one host-to-device copy per load.
+
 A truncated or corrupted file is reported as a :class:`CheckpointError` naming it.
 """
 
@@ -22,30 +28,85 @@ import torch.distributed as dist
 
 from learnlaw.core.distributed import Shard, all_reduce
 
-__all__ = ["CheckpointError", "save_state", "load_state", "load_file", "atomic_save"]
+__all__ = [
+    "CheckpointError",
+    "save_state",
+    "load_state",
+    "load_file",
+    "atomic_save",
+    "to_cpu",
+    "to_device",
+]
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed: unreadable, or written by a different setup."""
 
 
+def _map(obj, fn):
+    """``obj`` with ``fn`` applied to every tensor inside dicts, lists and tuples."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, _map(v, fn)) for k, v in obj.items())
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
+        return type(obj)(*(_map(v, fn) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map(v, fn) for v in obj)
+    return obj
+
+
+def _cpu_tensor(t: torch.Tensor) -> torch.Tensor:
+    if t.device.type == "cpu":
+        return t
+    if t.device.type == "meta":  # no data to copy: an uninitialised CPU tensor of its shape
+        return torch.empty_like(t, device="cpu")
+    return t.detach().to("cpu")
+
+
+def to_cpu(obj):
+    """``obj`` with every tensor (in nested dicts, lists and tuples) moved to the CPU.
+
+    CPU tensors are kept as they are (no copy); a tensor on a GPU is copied to the host. A
+    tensor on PyTorch's ``meta`` device (shapes only, used to check device handling without a
+    GPU) becomes an uninitialised CPU tensor of the same shape and dtype.
+    """
+    return _map(obj, _cpu_tensor)
+
+
+def to_device(obj, device):
+    """``obj`` with every tensor (in nested dicts, lists and tuples) moved to ``device``."""
+    if device is None:
+        return obj
+    device = torch.device(device)
+    return _map(obj, lambda t: t.to(device))
+
+
 def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename: a reader never sees half a file."""
+    """``torch.save`` of ``to_cpu(obj)`` to a temporary file, then rename.
+
+    A reader never sees half a file, and every tensor in the file is a CPU tensor.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    torch.save(to_cpu(obj), tmp)
     os.replace(tmp, path)
 
 
 def load_file(path: Path, device) -> object:
-    """``torch.load`` with an error that names the file and says what to do."""
+    """``torch.load`` onto the CPU, then every tensor to ``device``, with errors that name the file.
+
+    Loading uses ``map_location="cpu"``, so a file whose tensors were written from a GPU (by an
+    older version that did not move them first) also loads on a CPU-only machine.
+    """
     try:
-        return torch.load(path, map_location=device, weights_only=False)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
         raise CheckpointError(
             f"cannot resume from {path}: the file is truncated or corrupted "
             f"({type(err).__name__}: {str(err)[:200]}); delete the checkpoint directory's "
             "state files to start the search again, or resume=False"
         ) from err
+    return to_device(obj, device)
 
 
 def _shard_files(ckdir: Path) -> dict[int, dict[int, Path]]:

@@ -24,9 +24,14 @@ gradient (N×P memory) is ever formed. Quantities over a split are accumulated c
 :class:`ReverseOverReverseKernels` (``task.kernels = "autodiff_rr"``) gets the same pair from
 one double backward instead: with γ itself a differentiable input, G(θ, γ) = ∇_θ L_γ(θ) =
 Σ_n γ_n ∇l_n(θ) and one vector-Jacobian product of G with v gives ∂(G·v)/∂θ = H_γ v and
-∂(G·v)/∂γ_n = ∇l_n·v. Same memory (activations of one chunk, kept for the second backward), no
+∂(G·v)/∂γ_n = ∇l_n·v. Memory of one chunk's activations (kept for the second backward), no
 per-example gradients; on a CPU it measured about 1.6× faster per reverse step than the jvp
-(``python -m learnlaw.bench``), on a GPU measure both.
+(``python -m learnlaw.bench``). Counted on PyTorch's meta device at the paper's Transformer
+shapes (V = 5000, L = 64, d = 128, a 512-sequence chunk; ``torch.utils.flop_counter``) both
+reverse steps cost the same FLOPs, and the double backward peaks lower: 6.1 GB per chunk
+against 7.6 GB for the jvp. ``task.kernels = "auto"`` (the default) therefore means
+``"autodiff_rr"`` on every device (:func:`resolve_kernels`); no GPU timing was made, so
+``python -m learnlaw.bench --device cuda`` times both on yours.
 
 :class:`LogisticKernels` computes the same quantities in closed form for a bias-free linear
 model with the sigmoid/BCE loss (the paper's perceptron): with u = Xθ, o = σ(u),
@@ -290,16 +295,33 @@ _KERNELS = {
 def resolve_kernels(name: str, device: torch.device | str) -> str:
     """The kernels that ``name`` means on ``device``.
 
-    ``"auto"`` picks the faster exact autodiff kernels for the device: ``"autodiff_rr"`` (double
-    backward) on a CPU, where it measured faster (``python -m learnlaw.bench``: one policy
-    epoch of the MLP cost 2.67 training runs against 4.27 with the jvp), and ``"autodiff"``
-    (forward-over-reverse jvp) on any other device, the usual choice on accelerators (not
-    measured here: run the benchmark on yours and pass the name explicitly). Other names are
-    returned unchanged.
+    ``"auto"`` means ``"autodiff_rr"`` (the double-backward reverse step) on every device, for
+    every task whose ``kernels`` is ``"auto"``; a task built with a closed-form kernel (the
+    perceptron's ``"logistic"``, the default of :func:`~learnlaw.tasks.perceptron.perceptron_task`)
+    names it explicitly and keeps it. Other names are returned unchanged (``device`` is then
+    not used).
+
+    Why the double backward everywhere: on a CPU it measured faster (``python -m
+    learnlaw.bench``: one policy epoch of the MLP cost 2.67 training runs against 4.27 with the
+    jvp); on a GPU it was not timed, but counted on PyTorch's meta device at the paper's
+    Transformer shapes (V = 5000, L = 64, d = 128, one 512-sequence chunk of a reverse step)
+    the jvp (``"autodiff"``) and the double backward have the same FLOPs while the jvp's peak
+    memory is higher, 7.6 GB against 6.1 GB per chunk. With no measured speed-up for the jvp,
+    the kernel with the lower counted peak is the default. To compare on your GPU, run
+    ``python -m learnlaw.bench --device cuda`` (it times both on the MLP) and pass the faster
+    name as ``task.with_(kernels=...)``.
+
+    Args:
+        name: ``"auto"`` or a kernel name (``"autodiff"``, ``"autodiff_rr"``, ``"logistic"``).
+        device: the task's device (kept in the signature for a device-dependent rule).
+
+    Returns:
+        The kernel name.
     """
     if name != "auto":
         return name
-    return "autodiff_rr" if torch.device(device).type == "cpu" else "autodiff"
+    torch.device(device)  # a malformed device is an error here as before
+    return "autodiff_rr"
 
 
 def kernels_for(task: Task):

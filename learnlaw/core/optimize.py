@@ -31,6 +31,7 @@ from learnlaw.core.distributed import (
 )
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration
 from learnlaw.core.policy import validate_policy
+from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
 from learnlaw.core.training import DIVERGENCE_FACTOR, Run, check_factor, check_lr, train
 
@@ -58,15 +59,21 @@ class SearchConfig:
 class SearchResult:
     """The outcome of :func:`optimize_policy`.
 
+    Where things are: ``policy``, ``baseline`` and ``final`` are on the task's device (the
+    policy the search ends with, and two runs whose curves are T+1 floats); every ``kept``
+    policy is on the CPU (at the paper's Transformer scale one (T, N) float32 policy is
+    262 MB, so 16 kept ones would hold 4.2 GB of GPU memory); ``history`` holds Python floats.
+
     Attributes:
-        policy: the final γ, ``(T, N)``.
+        policy: the final γ, ``(T, N)``, on the task's device.
         history: one dict per evaluated policy, epochs 0…E (entry E is the final policy):
             ``epoch``, ``J`` (desired AUC Σ_{t≥1} L_dsr), ``test_auc``, ``cr_test``,
             ``ar_test`` (empirical acceleration on the test set against the uniform policy),
-            ``zero_fraction`` (share of γ_{t,n} = 0), ``outer_lr`` (the step used after it).
-        kept: policies kept along the way, ``{epoch: (T, N) tensor}``.
-        baseline: the run of the uniform policy.
-        final: the run of the final policy.
+            ``zero_fraction`` (share of γ_{t,n} = 0), ``outer_lr`` (the step used after it);
+            all Python floats (and ints).
+        kept: policies kept along the way, ``{epoch: (T, N) CPU tensor}``.
+        baseline: the run of the uniform policy (on the task's device).
+        final: the run of the final policy (on the task's device).
         config: the search's settings.
     """
 
@@ -106,6 +113,7 @@ def optimize_policy(
     progress: bool = True,
     callback: Callable[[dict], None] | None = None,
     divergence_factor: float | None = DIVERGENCE_FACTOR,
+    tf32: bool = False,
 ) -> SearchResult:
     """Search a near-optimal policy by projected gradient descent on J(γ) = Σ_{t=1}^T L_dsr(θ_t).
 
@@ -120,7 +128,8 @@ def optimize_policy(
         epochs: the number of policy updates E.
         schedule: ``"constant"`` or ``"linear"`` (ε_e = ε (1 − e/E)).
         uniform_steps: leave the first rows γ_0…γ_{t_u−1} uniform (never updated).
-        keep: epochs whose policy (before that epoch's update; E for the final one) is kept.
+        keep: epochs whose policy (before that epoch's update; E for the final one) is kept,
+            as a CPU copy (T·N floats of host memory each, one device-to-host copy).
         checkpoint_every: θ checkpointing of the sweep (see :func:`adjoint_sweep`).
         checkpoint_dir: if given, the state is saved there atomically after every epoch
             (``state.pt``) and each kept policy once (``policy_<epoch>.pt``).
@@ -135,6 +144,10 @@ def optimize_policy(
             raises stops the search, which ``resume=True`` then continues.
         divergence_factor: the divergence criterion of every training run and sweep (see
             :data:`learnlaw.core.training.DIVERGENCE_FACTOR`; ``None``: non-finite only).
+        tf32: run every training run and sweep with TF32 float32 matmuls on an NVIDIA Ampere+
+            GPU (:func:`~learnlaw.core.precision.matmul_precision`): faster, relative rounding
+            2⁻¹¹ per matmul input; no effect on the CPU or in float64. It is not part of the
+            saved search configuration: a search may be resumed with the other setting.
 
     Inside a ``torch.distributed`` group of R > 1 processes (:mod:`learnlaw.core.distributed`)
     every rank holds and updates only its ``(T, N_r)`` columns of γ: the sweep reduces
@@ -146,6 +159,7 @@ def optimize_policy(
     """
     lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
+    tf32 = check_tf32(tf32)
     shard = shard_of(task)
     if shard is not None and penalty is not None:
         raise ValueError(
@@ -177,7 +191,7 @@ def optimize_policy(
     opts = dict(dtype=task.dtype, device=task.device)
     n_local = task.n_train if shard is None else shard.size()
     uniform = torch.full((steps, n_local), 1.0 / task.n_train, **opts)  # this rank's columns
-    baseline = train(task, uniform, lr, divergence_factor=divergence_factor)
+    baseline = train(task, uniform, lr, divergence_factor=divergence_factor, tf32=tf32)
     if initial_policy is not None:
         policy = validate_policy(initial_policy, steps=steps, n=task.n_train).to(**opts)
         policy = local_columns(policy, shard).clone()
@@ -203,7 +217,7 @@ def optimize_policy(
                 )
             policy, history, start = state["policy"].to(**opts), state["history"], state["epoch"]
             for e in state["kept"]:
-                kept[e] = load_file(ckdir / f"policy_{e}.pt", task.device)
+                kept[e] = load_file(ckdir / f"policy_{e}.pt", "cpu")
 
     def record(epoch: int, desired: Tensor, test: Tensor, eps: float) -> dict:
         entry = dict(
@@ -224,7 +238,7 @@ def optimize_policy(
 
     def keep_now(epoch: int) -> None:
         if epoch in keep and epoch not in kept:
-            kept[epoch] = gather_columns(policy, shard).clone()
+            kept[epoch] = gather_columns(policy, shard).to("cpu", copy=True)
             if ckdir is not None and (shard is None or shard.rank == 0):
                 atomic_save(kept[epoch], ckdir / f"policy_{epoch}.pt")
 
@@ -242,12 +256,14 @@ def optimize_policy(
             lr,
             checkpoint_every=checkpoint_every,
             divergence_factor=divergence_factor,
+            tf32=tf32,
         )
         eps = _step_size(outer_lr, schedule, epoch, epochs)
         entry = record(epoch, sweep.desired_loss, sweep.test_loss, eps)
         grad = sweep.grad
         if penalty is not None:
-            value, pgrad = penalty(policy)
+            with matmul_precision(tf32):
+                value, pgrad = penalty(policy)
             entry["penalty"] = float(value)
             grad = grad + pgrad
         keep_now(epoch)
@@ -269,7 +285,7 @@ def optimize_policy(
         if callback is not None:
             callback(entry)
     bar.close()
-    final = train(task, policy, lr, divergence_factor=divergence_factor)
+    final = train(task, policy, lr, divergence_factor=divergence_factor, tf32=tf32)
     if not history or history[-1]["epoch"] != epochs:
         entry = record(epochs, final.desired_loss, final.test_loss, math.nan)
         if callback is not None:

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.policy import validate_policy
+from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import ParamSpec, Task
 
 __all__ = ["Run", "train", "DivergenceError", "DIVERGENCE_FACTOR", "check_divergence"]
@@ -159,15 +160,33 @@ def prepare_policy(task: Task, policy: Tensor) -> Tensor:
     return policy if shard is None else policy[:, shard.slice()]
 
 
-def raise_if_diverged(
-    losses: Tensor, start: int, stop: int, lr: float, factor: float | None, what: str
-) -> None:
-    """Apply :func:`check_divergence` to ``losses[start:stop]`` (``losses[0]`` is L(θ_0))."""
+def _bad_mask(
+    losses: Tensor, start: int, stop: int, initial: float, factor: float | None
+) -> Tensor:
+    """Which entries of ``losses[start:stop]`` meet the divergence criterion (no host sync)."""
     window = losses[start:stop]
     bad = ~torch.isfinite(window)
-    initial = float(losses[0])
     if factor is not None and initial > 0:
         bad |= window > factor * initial
+    return bad
+
+
+def raise_if_diverged(
+    losses: Tensor,
+    start: int,
+    stop: int,
+    lr: float,
+    factor: float | None,
+    what: str,
+    initial: float | None = None,
+) -> None:
+    """Apply :func:`check_divergence` to ``losses[start:stop]`` (``losses[0]`` is L(θ_0)).
+
+    One host synchronisation per call (the test of the window), two when ``initial`` (the float
+    L(θ_0)) is not given.
+    """
+    initial = float(losses[0]) if initial is None else initial
+    bad = _bad_mask(losses, start, stop, initial, factor)
     if bool(bad.any()):
         t = start + int(bad.nonzero()[0])
         check_divergence(losses[t], t, lr, initial, factor, what)
@@ -201,6 +220,10 @@ def forward_sweep(
     desired[0] = kernels.split_losses(theta[None], "desired")[0]
     if track_test:
         test[0] = kernels.split_losses(theta[None], "test")[0]
+    # L(θ_0) as floats once; then one host synchronisation per block of steps (the divergence
+    # test of the block), none per step
+    init_d = float(desired[0])
+    init_t = float(test[0]) if track_test else math.nan
     with torch.no_grad():
         for s in range(0, steps, kernels.block):
             e = min(s + kernels.block, steps)
@@ -208,9 +231,14 @@ def forward_sweep(
             desired[s + 1 : e + 1] = kernels.split_losses(thetas, "desired")
             if track_test:
                 test[s + 1 : e + 1] = kernels.split_losses(thetas, "test")
-            raise_if_diverged(desired, s + 1, e + 1, lr, divergence_factor, "desired loss")
+            bad = _bad_mask(desired, s + 1, e + 1, init_d, divergence_factor).any()
             if track_test:
-                raise_if_diverged(test, s + 1, e + 1, lr, divergence_factor, "test loss")
+                bad |= _bad_mask(test, s + 1, e + 1, init_t, divergence_factor).any()
+            if bool(bad):  # the block's one host synchronisation
+                factor = divergence_factor
+                raise_if_diverged(desired, s + 1, e + 1, lr, factor, "desired loss", init_d)
+                if track_test:
+                    raise_if_diverged(test, s + 1, e + 1, lr, factor, "test loss", init_t)
             theta = thetas[-1]
             first = -(-(s + 1) // every) * every  # first multiple of `every` in s+1 … e
             for j in range(first, e + 1, every):
@@ -228,6 +256,7 @@ def train(
     keep_params: bool = False,
     progress: bool = False,
     divergence_factor: float | None = DIVERGENCE_FACTOR,
+    tf32: bool = False,
 ) -> Run:
     """Train ``task`` for T = ``len(policy)`` full-batch GD steps under ``policy``.
 
@@ -247,9 +276,15 @@ def train(
         progress: show a tqdm bar.
         divergence_factor: the divergence criterion's factor (:data:`DIVERGENCE_FACTOR`);
             ``None`` keeps only the non-finite check.
+        tf32: run float32 matmuls in TF32 on an NVIDIA Ampere+ GPU
+            (:func:`~learnlaw.core.precision.matmul_precision`; faster, relative rounding
+            2⁻¹¹ per matmul input instead of 2⁻²⁴). No effect on the CPU or in float64. The
+            default ``False`` forces exact float32 for the call whatever the process-wide
+            ``torch.backends`` flags say (they are restored afterwards).
 
     Returns:
-        A :class:`Run` with the desired and test loss curves of length T+1.
+        A :class:`Run` with the desired and test loss curves of length T+1, on the task's
+        device (as are ``final_params`` and ``trajectory``).
 
     Raises:
         DivergenceError: naming the first step whose loss is not finite or exceeds
@@ -257,11 +292,15 @@ def train(
     """
     lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
+    tf32 = check_tf32(tf32)
     policy = prepare_policy(task, policy)
     kernels = kernels_for(task)
     spec = task.spec
     theta = spec.flatten(task.params0).detach()
-    with tqdm(total=len(policy), desc="train", disable=not progress, leave=False) as bar:
+    with (
+        matmul_precision(tf32),
+        tqdm(total=len(policy), desc="train", disable=not progress, leave=False) as bar,
+    ):
         stored, desired, test, theta = forward_sweep(
             kernels,
             theta,

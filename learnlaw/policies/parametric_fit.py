@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from learnlaw.core.adjoint import adjoint_sweep
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
+from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
 from learnlaw.core.training import DivergenceError, Run, check_lr, train
 from learnlaw.policies.parametric import (
@@ -123,16 +124,48 @@ def _fit(
     checkpoint_every,
     progress: bool,
     family: str,
+    tf32: bool,
 ) -> tuple[Tensor, list[dict], int, Run, Run, float]:
     _check_int("epochs", epochs, 0)
     if patience is not None:
         _check_int("patience", patience, 1)
+    check_tf32(tf32)
+    with matmul_precision(tf32):  # the policy maps and pullbacks; the runs pass tf32 on
+        return _fit_loop(
+            task, steps, lr, phi, to_policy, pullback, update,
+            epochs=epochs, validation=validation, validation_seed=validation_seed,
+            patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
+            progress=progress, family=family, tf32=tf32,
+        )  # fmt: skip
+
+
+def _fit_loop(
+    task: Task,
+    steps: int,
+    lr: float,
+    phi: Tensor,
+    to_policy: Callable[[Tensor], Tensor],
+    pullback: Callable[[Tensor, Tensor], Tensor],
+    update: Callable[[Tensor, Tensor, int], Tensor],
+    *,
+    epochs: int,
+    validation,
+    validation_seed: int,
+    patience: int | None,
+    track_test: bool,
+    checkpoint_every,
+    progress: bool,
+    family: str,
+    tf32: bool,
+) -> tuple[Tensor, list[dict], int, Run, Run, float]:
     start = time.perf_counter()
     fit_task, val = split_validation(task, validation, validation_seed)
     sweep_task = fit_task if val is None else fit_task.with_(test=val)
     uniform = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
-    base_sweep = train(sweep_task, uniform, lr)
-    base_test = train(fit_task, uniform, lr) if val is not None and track_test else base_sweep
+    base_sweep = train(sweep_task, uniform, lr, tf32=tf32)
+    base_test = (
+        train(fit_task, uniform, lr, tf32=tf32) if val is not None and track_test else base_sweep
+    )
     history: list[dict] = []
     best = (math.inf, 0, phi.clone())
     bar = tqdm(total=epochs, desc=f"{family} policy fit", disable=not progress)
@@ -140,12 +173,16 @@ def _fit(
         policy = validate_policy(to_policy(phi), steps=steps, n=task.n_train)
         try:
             if epoch < epochs:
-                sweep = adjoint_sweep(sweep_task, policy, lr, checkpoint_every=checkpoint_every)
+                sweep = adjoint_sweep(
+                    sweep_task, policy, lr, checkpoint_every=checkpoint_every, tf32=tf32
+                )
                 desired, other = sweep.desired_loss, sweep.test_loss
             else:
-                run = train(sweep_task, policy, lr)
+                run = train(sweep_task, policy, lr, tf32=tf32)
                 desired, other = run.desired_loss, run.test_loss
-            test = train(fit_task, policy, lr).test_loss if val is not None and track_test else None
+            test = None
+            if val is not None and track_test:
+                test = train(fit_task, policy, lr, tf32=tf32).test_loss
         except DivergenceError as err:
             raise DivergenceError(
                 f"{err} (at epoch {epoch} of the {family} policy fit: lower outer_lr)"
@@ -195,13 +232,13 @@ def _fit(
         bar.update(1)
     bar.close()
     _, best_epoch, phi = best
-    final = train(task, to_policy(phi), lr)
+    final = train(task, to_policy(phi), lr, tf32=tf32)
     if val is None:  # sweep_task is task
         baseline = base_sweep
     elif fit_task is task and track_test:  # base_test = train(task, uniform, lr)
         baseline = base_test
     else:
-        baseline = train(task, uniform, lr)
+        baseline = train(task, uniform, lr, tf32=tf32)
     return phi, history, best_epoch, final, baseline, time.perf_counter() - start
 
 
@@ -235,6 +272,7 @@ def fit_block_policy(
     track_test: bool = True,
     checkpoint_every: int | str | None = None,
     progress: bool = True,
+    tf32: bool = False,
 ) -> ParametricResult:
     """Fit a block policy (B rows shared over blocks of consecutive steps) by projected GD.
 
@@ -259,6 +297,14 @@ def fit_block_policy(
         track_test: record the test curve every epoch (with validation it costs a run).
         checkpoint_every: θ checkpointing of the sweep (see :func:`adjoint_sweep`).
         progress: a tqdm bar over epochs.
+        tf32: run every sweep and training run with TF32 float32 matmuls on an NVIDIA Ampere+
+            GPU (:func:`~learnlaw.core.precision.matmul_precision`): faster, relative rounding
+            2⁻¹¹ per matmul input; no effect on the CPU or in float64.
+
+    Returns:
+        A :class:`ParametricResult`; its tensors (policy, φ, runs) are on the task's device,
+        its history Python floats. No policy is kept along the way: only the best φ
+        (B·N floats) is held.
     """
     lr = _check_common(task, steps, lr, outer_lr, schedule)
     _check_int("blocks", blocks, 1, steps)
@@ -280,7 +326,7 @@ def fit_block_policy(
         update,
         epochs=epochs, validation=validation, validation_seed=validation_seed,
         patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
-        progress=progress, family="block",
+        progress=progress, family="block", tf32=tf32,
     )  # fmt: skip
     return ParametricResult(block_policy(phi, steps), phi, history, run, base, best, secs, "block")
 
@@ -306,6 +352,7 @@ def fit_feature_policy(
     track_test: bool = True,
     checkpoint_every: int | str | None = None,
     progress: bool = True,
+    tf32: bool = False,
 ) -> ParametricResult:
     """Fit a feature scorer γ_t = link(F φ_{b(t)}) by Adam (or GD) on the exact ∂J/∂φ.
 
@@ -327,8 +374,8 @@ def fit_feature_policy(
         optimizer: ``"adam"`` or ``"gd"``.
         schedule: ``"constant"`` or ``"linear"``.
         initial: ``(B, D)`` start (default zeros: the uniform policy).
-        validation, validation_seed, patience, track_test, checkpoint_every, progress: as in
-            :func:`fit_block_policy`.
+        validation, validation_seed, patience, track_test, checkpoint_every, progress, tf32:
+            as in :func:`fit_block_policy`.
     """
     lr = _check_common(task, steps, lr, outer_lr, schedule)
     _check_int("blocks", blocks, 1, steps)
@@ -374,7 +421,7 @@ def fit_feature_policy(
         task, steps, lr, phi, to_policy, pullback, update,
         epochs=epochs, validation=validation, validation_seed=validation_seed,
         patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
-        progress=progress, family="feature",
+        progress=progress, family="feature", tf32=tf32,
     )  # fmt: skip
     return ParametricResult(
         to_policy(phi), phi, history, run, base, best, secs, "feature", features, feature_names
