@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import learnlaw as ll
+from learnlaw.core.kernels import resolve_kernels
 from learnlaw.core.precision import matmul_precision
 
 DEVICE = os.environ.get("LEARNLAW_TEST_DEVICE", "cpu")
@@ -154,7 +155,7 @@ def test_tf32_error_is_within_the_bounds(tiny_transformer):
     name = torch.cuda.get_device_name(task.device)
     print(
         f"\nTF32 vs float32 on {name}, tiny Transformer (P={task.n_params}, T={STEPS}, "
-        f"η={LR}, kernels {ll.resolve_kernels(task.kernels, task.device)}): J relative error "
+        f"η={LR}, kernels {resolve_kernels(task.kernels, task.device)}): J relative error "
         f"{j_err:.3e} (bound {J_BOUND:g}), ∂J/∂γ max-abs-relative error {g_err:.3e} "
         f"(bound {GRAD_BOUND:g})"
     )
