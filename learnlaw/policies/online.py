@@ -60,6 +60,17 @@ Measured with ``python -m learnlaw.bench`` on a shared 2-core CPU, one thread: 1
 run for the perceptron (D = 128, N = 4096, T = 2000), about 2× for the benchmark's MLP.
 ``"quadratic"`` adds ``iters`` + 1 products with G, Gᵀ and H_dsr and as many projections:
 about 18× a plain perceptron run with the defaults.
+
+Host syncs (what an accelerator waits for; counted by
+:class:`learnlaw.analysis.device_audit.DeviceAudit`): ``"relu"`` and ``"power"`` read nothing
+back per step — the weights are branch-free and the checks (non-finite CT, non-finite θ, the
+divergence criterion of both loss curves) are reduced on the device and read once per block of
+``kernels.block`` steps (8 for autodiff kernels, 256 for the perceptron's), as
+:func:`learnlaw.train` does. ``"quadratic"`` keeps data-dependent control in its line search
+and projections: one read per step for the checks, one for the line search's start, then per
+iteration one for its stopping test and one for the curvature, plus one per projection and one
+per Newton round of the projection (about 7 per step on the meta device, where every read
+returns a fixed fake value; 15.5 before these reads were batched).
 """
 
 from __future__ import annotations
@@ -146,17 +157,30 @@ def _rule_params(rule: str, params: dict) -> dict:
 
 # -- the simple rules --------------------------------------------------------------------------
 def _power_weights(ct: Tensor, p: float) -> Tensor:
-    """γ ∝ max(CT, 0)^p (uniform if no CT is positive), from CT / max CT (no overflow)."""
+    """γ ∝ max(CT, 0)^p (uniform if no CT is positive), from CT / max CT (no overflow).
+
+    Branch-free (``torch.where``), so it reads nothing back to the host: no host sync on an
+    accelerator.
+    """
     pos = ct.clamp_min(0)
     top = pos.max()
-    if not bool(top > 0):
-        return torch.full_like(ct, 1.0 / len(ct))
-    w = pos / top if p == 1 else (pos / top).pow(p)
+    positive = top > 0
+    w = pos / torch.where(positive, top, 1.0)
+    if p != 1:
+        w = w.pow(p)
     # Relative weights below tiny/eps change no float of the step; zeroing them keeps the
     # arithmetic out of subnormal numbers (which made p = 4 runs 1.5× slower on a CPU).
     fi = torch.finfo(w.dtype)
     w = torch.where(w < fi.tiny / fi.eps, 0.0, w)
-    return w / w.sum()
+    return torch.where(positive, w / w.sum(), 1.0 / len(ct))
+
+
+def _to_host(*values: Tensor) -> list[float]:
+    """Several 0-dim tensors as Python floats in ONE device→host transfer (one host sync).
+
+    The values go through float64, so each is exactly what ``float(value)`` would give.
+    """
+    return torch.stack([v.to(torch.float64) for v in values]).tolist()
 
 
 # -- the quadratic rule ------------------------------------------------------------------------
@@ -172,13 +196,15 @@ def project_capped_simplex(v: Tensor, cap: float, max_iter: int = 200) -> Tensor
     n = v.numel()
     if cap * n < 1 - 1e-12:
         raise ValueError(f"cap·N = {cap * n:g} < 1: no point of the simplex is under the cap")
-    lo, hi = float(v.min()) - cap, float(v.max())  # f(lo) = N·cap − 1 ≥ 0, f(hi) = −1
-    tau = (float(v.sum()) - 1) / n  # the uncapped simplex's threshold if no cap binds
+    v_min, v_max, v_sum = _to_host(v.min(), v.max(), v.sum())  # one host sync
+    lo, hi = v_min - cap, v_max  # f(lo) = N·cap − 1 ≥ 0, f(hi) = −1
+    tau = (v_sum - 1) / n  # the uncapped simplex's threshold if no cap binds
     eps = torch.finfo(v.dtype).eps
     for _ in range(max_iter):
         z = v - tau
-        fval = float(z.clamp(0, cap).sum()) - 1
-        n_free = int(((z > 0) & (z < cap)).sum())
+        free = ((z > 0) & (z < cap)).sum().to(v.dtype)  # exact below 2^24 (float32)
+        total, n_free = _to_host(z.clamp(0, cap).sum(), free)  # one host sync per round
+        fval, n_free = total - 1, int(n_free)
         if fval >= 0:
             lo = tau
         else:
@@ -253,15 +279,14 @@ def _quadratic_weights(
     d = ops.gt(gamma)
     hd = ops.h(d)
     grad_m = -lr * ct + lr**2 * ops.g(hd)
-    curv0 = lr**2 * float(d @ hd)
-    step = (
-        float(gamma @ gamma) / curv0 if curv0 > 0 else 1.0 / (lr * float(ct.abs().max()) + 1e-300)
-    )
+    dhd, gg, ct_max = _to_host(d @ hd, gamma @ gamma, ct.abs().max())  # one host sync
+    curv0 = lr**2 * dhd
+    step = gg / curv0 if curv0 > 0 else 1.0 / (lr * ct_max + 1e-300)
     used = 0
     for used in range(1, iters + 1):
         delta = proj(gamma - step * grad_m) - gamma
-        slope = float(grad_m @ delta)
-        if slope >= 0 or float(delta.abs().sum()) <= tol:
+        slope, size = _to_host(grad_m @ delta, delta.abs().sum())  # one host sync
+        if slope >= 0 or size <= tol:
             break
         u = ops.gt(delta)
         hu = ops.h(u)
@@ -296,6 +321,22 @@ def _ct_task(task: Task, desired) -> Task:
             "least one desired example; give the task a desired split or pass desired=(x, y)"
         )
     return task
+
+
+def _diverged(losses: Tensor, start: int, stop: int, factor: float | None) -> Tensor:
+    """Whether :func:`raise_if_diverged` would raise on ``losses[start:stop]``, as a 0-dim
+    boolean tensor on the device (no host sync).
+
+    The same criterion and the same arithmetic: the threshold ``factor · L(θ_0)`` is formed in
+    float64 and rounded to the losses' dtype, as a Python float compared with a tensor is.
+    """
+    window = losses[start:stop]
+    bad = ~torch.isfinite(window)
+    if factor is not None:
+        initial = losses[0]
+        threshold = (initial.to(torch.float64) * factor).to(losses.dtype)
+        bad |= (window > threshold) & (initial > 0)
+    return bad.any()
 
 
 def online_policy(
@@ -378,42 +419,100 @@ def online_policy(
     inner = torch.zeros(steps, dtype=torch.long) if rule == "quadratic" else None
     desired_curve = torch.empty(steps + 1, **opts)
     test_curve = torch.empty(steps + 1, **opts)
-    buf = theta.new_empty(min(block, steps), p_size)
+    buf = theta.new_empty(min(block, steps), p_size)  # θ_{s+1} … θ_{s+B} of the block
+    ct_bad = torch.zeros(len(buf), dtype=torch.bool, device=theta.device)  # CT(θ_t) not finite
+    theta_bad = torch.zeros_like(ct_bad)  # θ_{t+1} not finite
     if traj is not None:
         traj[0] = theta
     gamma = None
+    block_start = theta  # θ_s, the first θ of the block
+
+    def contributions_at(theta: Tensor) -> tuple[Tensor, Tensor | None]:
+        """CT at θ (and, for the perceptron, the residuals σ(Xθ) − y shared with the step)."""
+        if fused:  # perceptron: σ(Xθ) − y once for CT and the step (as forward_segment)
+            resid = torch.mv(kernels.xt.T, theta).sigmoid_().sub_(y_train)
+            return resid * torch.mv(kernels.xt.T, ct_kernels.desired_grad(theta)), resid
+        return ct_kernels.contributions(theta, "desired"), None
+
+    def record_losses(s: int, stop: int) -> None:
+        """The loss curves at θ_{s+1} … θ_stop (from the block's buffer)."""
+        if stop > s:
+            desired_curve[s + 1 : stop + 1] = kernels.split_losses(buf[: stop - s], "desired")
+            test_curve[s + 1 : stop + 1] = kernels.split_losses(buf[: stop - s], "test")
+
+    def check_losses(s: int, stop: int) -> None:
+        """:func:`raise_if_diverged` on the losses at θ_{s+1} … θ_stop."""
+        raise_if_diverged(desired_curve, s + 1, stop + 1, lr, factor, "desired loss")
+        raise_if_diverged(test_curve, s + 1, stop + 1, lr, factor, "test loss")
+
+    def fail(i: int, s: int) -> None:
+        """Raise the error of step i, the first flagged one of the block starting at s.
+
+        The order of the checks is that of a run that checked every step: the losses up to
+        the first non-finite quantity, then CT at θ_i (ValueError while θ_i is finite), then
+        θ_{i+1} (DivergenceError).
+        """
+        theta_i = block_start if i == s else buf[i - s - 1]
+        if not bool(torch.isfinite(theta_i).all()):  # only where CT is checked every step
+            record_losses(s, i)
+            check_losses(s, i)
+            raise DivergenceError(
+                f"training diverged: θ at step {i} is not finite with learning rate "
+                f"lr={lr:g}; lower the learning rate"
+            )
+        ct, _ = contributions_at(theta_i)
+        bad = ~torch.isfinite(ct)
+        if bool(bad.any()):
+            record_losses(s, i)
+            check_losses(s, i)  # a diverged θ_i raises DivergenceError here
+            raise ValueError(
+                f"{int(bad.sum())} of the {n} contributions at step {i} are not finite "
+                f"(e.g. CT[{int(bad.nonzero()[0])}] = {ct[bad][0].item()}) while θ_{i} is "
+                "finite; check the desired split (non-finite inputs or targets) and the loss"
+            )
+        record_losses(s, i + 1)
+        check_losses(s, i + 1)
+        raise DivergenceError(
+            f"training diverged: θ at step {i + 1} is not finite with learning rate "
+            f"lr={lr:g}; lower the learning rate"
+        )
 
     def flush(t: int) -> None:
-        """Losses at θ_{s+1} … θ_{t+1} (the buffered block), then the divergence check."""
+        """Losses at θ_{s+1} … θ_{t+1} (the buffered block), then every check of the block.
+
+        One host sync for the whole block: the flags of non-finite CT and θ and the divergence
+        criterion of both loss curves are reduced on the device to one boolean.
+        """
         j = t % block
         s = t - j
-        desired_curve[s + 1 : t + 2] = kernels.split_losses(buf[: j + 1], "desired")
-        test_curve[s + 1 : t + 2] = kernels.split_losses(buf[: j + 1], "test")
-        raise_if_diverged(desired_curve, s + 1, t + 2, lr, factor, "desired loss")
-        raise_if_diverged(test_curve, s + 1, t + 2, lr, factor, "test loss")
+        record_losses(s, t + 1)
+        flagged = ct_bad[: j + 1] | theta_bad[: j + 1]
+        window = _diverged(desired_curve, s + 1, t + 2, factor)
+        window |= _diverged(test_curve, s + 1, t + 2, factor)
+        if bool(flagged.any() | window):
+            if bool(flagged.any()):
+                fail(s + int(flagged.nonzero()[0]), s)
+            check_losses(s, t + 1)
 
     with torch.no_grad(), tqdm(total=steps, desc=f"online {rule}", disable=not progress) as bar:
         desired_curve[0] = kernels.split_losses(theta[None], "desired")[0]
         test_curve[0] = kernels.split_losses(theta[None], "test")[0]
         for t in range(steps):
-            if fused:  # perceptron: σ(Xθ) − y once for CT and the step (as forward_segment)
-                resid = torch.mv(kernels.xt.T, theta).sigmoid_().sub_(y_train)
-                ct = resid * torch.mv(kernels.xt.T, ct_kernels.desired_grad(theta))
-            else:
-                ct = ct_kernels.contributions(theta, "desired")
-            bad = ~torch.isfinite(ct)
-            if bool(bad.any()):
-                if t % block:
-                    flush(t - 1)  # a diverged θ_t raises DivergenceError here
-                raise ValueError(
-                    f"{int(bad.sum())} of the {n} contributions at step {t} are not finite "
-                    f"(e.g. CT[{int(bad.nonzero()[0])}] = {ct[bad][0].item()}) while θ_{t} is "
-                    "finite; check the desired split (non-finite inputs or targets) and the loss"
-                )
+            j = t % block
+            if j == 0:
+                block_start = theta
+                ct_bad.zero_()
+                theta_bad.zero_()
+            ct, resid = contributions_at(theta)
+            ct_bad[j] = ~torch.isfinite(ct).all()  # checked once per block, in flush
             if cts is not None:
                 cts[t] = ct
             if rule == "quadratic":
-                curvature.at(theta, resid if fused else None)
+                # its line search reads values on the host anyway: check θ_t and CT at θ_t
+                # at every step (one host sync) before the projections use them
+                if bool(ct_bad[j] | ~torch.isfinite(theta).all()):
+                    fail(t, t - j)
+                curvature.at(theta, resid)
                 start = _power_weights(ct, 1.0) if gamma is None else gamma
                 gamma, used = _quadratic_weights(
                     ct, lr, curvature, start, params["cap"], params["iters"], params["tol"]
@@ -426,17 +525,12 @@ def online_policy(
                 theta = torch.addmv(theta, kernels.xt, resid.mul_(gamma), alpha=-lr)
             else:
                 theta = kernels.forward_segment(theta, policy[t : t + 1], lr)[0]
-            buf[t % block] = theta
+            buf[j] = theta
             if traj is not None:
                 traj[t + 1] = theta
-            finite = bool(torch.isfinite(theta).all())
-            if not finite or t % block == block - 1 or t == steps - 1:
+            theta_bad[j] = ~torch.isfinite(theta).all()
+            if j == block - 1 or t == steps - 1:
                 flush(t)
-            if not finite:
-                raise DivergenceError(
-                    f"training diverged: θ at step {t + 1} is not finite with learning rate "
-                    f"lr={lr:g}; lower the learning rate"
-                )
             bar.update(1)
     run = Run(
         desired_loss=desired_curve,

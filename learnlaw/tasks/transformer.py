@@ -88,6 +88,20 @@ def count_params(config: TransformerConfig) -> int:
     return 2 * v * d + n * d + layers * (12 * d * d + 4 * d) + 2 * d
 
 
+def _add_scalar(x: Tensor, value: float) -> Tensor:
+    """``x + value`` by ``aten.add.Scalar``: the same floats as ``x + value`` (ATen wraps the
+    number the same way), but no host→device copy of ``value`` under ``torch.func.jvp``
+    (``x + value`` dispatches ``add.Tensor``, whose forward-mode rule turns the number into a
+    CPU tensor and moves it to ``x``'s device: one small synchronous copy per call on a GPU)."""
+    return torch.ops.aten.add.Scalar(x, value)
+
+
+def _mul_scalar(x: Tensor, value: float) -> Tensor:
+    """``x * value`` by ``aten.mul.Scalar`` (see :func:`_add_scalar`; ``mul.Tensor`` copies the
+    number to the device twice under ``jvp``)."""
+    return torch.ops.aten.mul.Scalar(x, value)
+
+
 class RMSLayerNorm(nn.Module):
     """The paper's norm, ``x / (rms(x) + eps) * weight + bias`` over the last axis."""
 
@@ -99,7 +113,9 @@ class RMSLayerNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         rms = x.pow(2).mean(-1, keepdim=True).sqrt()
-        return x / (rms + self.eps) * self.weight + self.bias
+        # the Scalar overload keeps eps a host number; ``rms + eps`` (add.Tensor) would make
+        # torch.func.jvp wrap it as a CPU tensor and copy it to the device on every call
+        return x / _add_scalar(rms, self.eps) * self.weight + self.bias
 
 
 class Attention(nn.Module):
@@ -121,7 +137,7 @@ class Attention(nn.Module):
         q, k, v = (
             w(x).view(b, n, h, d // h).transpose(1, 2) for w in (self.w_q, self.w_k, self.w_v)
         )
-        att = (q @ k.transpose(-1, -2)) * self.scale  # (B, h, L, L)
+        att = _mul_scalar(q @ k.transpose(-1, -2), self.scale)  # (B, h, L, L)
         causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
         att = att.masked_fill(~causal, torch.finfo(att.dtype).min).softmax(-1)
         out = (att @ v).transpose(1, 2).reshape(b, n, d)
