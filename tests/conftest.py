@@ -35,3 +35,29 @@ def _restore_working_directory():
 def repo_root() -> Path:
     """The repository root (where _config.yml and _toc.yml live)."""
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def test_device():
+    """The device of tests/test_device_mode.py: ``$LEARNLAW_TEST_DEVICE`` (default ``"cpu"``).
+
+    E.g. ``LEARNLAW_TEST_DEVICE=cuda pytest tests/test_device_mode.py`` runs the public entry
+    points on the GPU and compares each result with the same computation on the CPU.
+    """
+    import torch
+
+    name = os.environ.get("LEARNLAW_TEST_DEVICE", "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        pytest.fail(f"LEARNLAW_TEST_DEVICE={name!r} is not a torch device ({err}); e.g. cuda")
+    if device.type == "meta":
+        pytest.fail(
+            "LEARNLAW_TEST_DEVICE=meta holds no values to compare; the meta-device checks are "
+            "tests/test_device.py"
+        )
+    try:
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError) as err:
+        pytest.fail(f"LEARNLAW_TEST_DEVICE={name!r}: torch cannot use this device here ({err})")
+    return device
