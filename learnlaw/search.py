@@ -89,11 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--task", required=True, choices=TASKS, help="the task to search on")
     ap.add_argument(
         "--scale",
-        choices=("cpu", "paper"),
+        choices=("cpu", "colab", "paper"),
         default="cpu",
         help="the Transformer preset (learnlaw.PRESETS): sizes and default --steps/--lr/"
-        "--outer-lr/--epochs; 'paper' is N=16384, T=4000 (default: cpu). The perceptron has "
-        "one setting, the paper's.",
+        "--outer-lr/--epochs; 'colab' fits a T4 GPU, 'paper' is N=16384, T=4000 (default: "
+        "cpu). The perceptron has one setting, the paper's.",
     )
     ap.add_argument(
         "--set",

@@ -79,9 +79,8 @@ class Task:
         chunk_size: full-batch quantities over a split are accumulated in chunks of this many
             examples (``None``: one chunk). Memory of one chunk's activations, not of N.
         kinds: boolean masks of shape ``(N,)`` naming planted example kinds (e.g. ``"noisy"``).
-        kernels: which step kernels compute gradients: ``"auto"`` (the default: the faster
-            exact autodiff kernels for the parameters' device, ``"autodiff_rr"`` on a CPU and
-            ``"autodiff"`` elsewhere, see :func:`learnlaw.core.kernels.resolve_kernels`),
+        kernels: which step kernels compute gradients: ``"auto"`` (the default:
+            ``"autodiff_rr"`` on every device, see :func:`learnlaw.core.kernels.resolve_kernels`),
             ``"autodiff"`` (torch.func, any model; the reverse step is a jvp of the gradient),
             ``"autodiff_rr"`` (any model; the reverse step is a double backward, faster on a
             CPU, see :mod:`learnlaw.core.kernels`) or a closed-form kernel that the task's

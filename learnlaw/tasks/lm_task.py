@@ -2,6 +2,7 @@
 half of the training sequences perturbed and a clean desired set.
 
 ``transformer_task(scale="cpu")`` trains in under a minute on a 2-core CPU;
+``transformer_task(scale="colab")`` fits a free Colab T4 GPU (:data:`COLAB_SCALE`);
 ``transformer_task(scale="paper")`` has the paper's sizes (N = 16384, K = 512, L = 64,
 |V| = 5000, 2 layers of width 128 with 8 heads, 1.68M parameters). The presets also hold the
 paper's (or our CPU) training hyper-parameters for the chapters: ``PRESETS[scale]["lr"]``,
@@ -31,7 +32,7 @@ from learnlaw.tasks.text import encode_sequences, iter_story_file, special_ids, 
 from learnlaw.tasks.text import perturb_fraction as perturb_rows
 from learnlaw.tasks.transformer import Transformer, TransformerConfig, sequence_loss
 
-__all__ = ["transformer_task", "PRESETS", "PAPER_SCALE", "CPU_SCALE"]
+__all__ = ["transformer_task", "PRESETS", "PAPER_SCALE", "COLAB_SCALE", "CPU_SCALE"]
 
 # fmt: off
 PAPER_SCALE = dict(
@@ -52,9 +53,24 @@ CPU_SCALE = dict(
 """A setting for a 2-core CPU: P = 58,688; one full-batch gradient ≈ 0.1 s (one thread); GD
 with lr = 0.5 takes the desired loss from 6.43 to about 2.6 nats in 200 steps (lr = 2 diverges).
 ``outer_lr`` and ``epochs`` are placeholders, not tuned."""
+
+
+COLAB_SCALE = dict(
+    n_train=2048, n_desired=256, n_test=256, max_len=64, vocab_size=1024,
+    d_model=64, n_heads=4, n_layers=2, chunk_size=512,
+    lr=0.5, steps=400, outer_lr=0.4, epochs=3,
+)
+"""A setting for a free Colab T4 GPU (16 GB), between ``cpu`` and ``paper``: the paper's L = 64
+and chunks of 512, P = 234,112. Sized by counted FLOPs, not by a run: the Transformer chapter at
+this preset (conventional run, 3 policy epochs, the step-size tuning and the SIM analysis) is
+1.9e15 FLOP by ``learnlaw.analysis.cost.transformer_costs``, 13 minutes at an ASSUMED 30 % of the
+T4's 8.1 TFLOP/s float32 peak (its datasheet); one reverse-step chunk peaks at 1.8 GB counted on
+the meta device. ``lr`` is the CPU chapter's 0.5, not tuned at this size: in 12 uniform steps at
+this size on a CPU, η = 0.3 lowered the desired loss from 7.08 to 6.18 nats, η = 1 to 5.36 and
+then rose (5.43 at step 12). ``outer_lr`` is the paper's ε for J/T, not tuned either."""
 # fmt: on
 
-PRESETS = {"paper": PAPER_SCALE, "cpu": CPU_SCALE}
+PRESETS = {"paper": PAPER_SCALE, "colab": COLAB_SCALE, "cpu": CPU_SCALE}
 TASK_KEYS = (
     "n_train",
     "n_desired",
