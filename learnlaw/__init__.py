@@ -14,7 +14,13 @@ The public API, by concept:
 * scaling laws: :func:`fit_scaling_law`, :func:`acceleration_ratio`; sweeps:
   ``python -m learnlaw.sweep`` (:func:`learnlaw.sweep.run_sweep`)
 * learning as compression: :func:`compress`, :func:`decompress`, :func:`encode`
-* the Learning Law: :func:`contributions`, :func:`sim`, :func:`learning_speeds`, ...
+* the Learning Law: :func:`contributions`, :func:`run_contributions`, :func:`sim`,
+  :func:`learning_speeds`, ...
+* devices and costs: :func:`matmul_precision` (TF32; also ``tf32=`` on training and search),
+  :class:`DeviceAudit` (mixed-device ops and host synchronisations), :func:`count_flops`,
+  :func:`meta_peak_bytes`, :func:`transformer_costs`, :func:`task_costs`,
+  :func:`project_seconds` (counted FLOPs and meta-device peak memory); the presets
+  :data:`CPU_SCALE`, :data:`COLAB_SCALE`, :data:`PAPER_SCALE`
 """
 
 from learnlaw.analysis.compress import (
@@ -27,6 +33,15 @@ from learnlaw.analysis.compress import (
     encode,
     prequential_code_length,
 )
+from learnlaw.analysis.cost import (
+    count_flops,
+    meta_peak_bytes,
+    meta_transformer_task,
+    project_seconds,
+    task_costs,
+    transformer_costs,
+)
+from learnlaw.analysis.device_audit import DeviceAudit
 from learnlaw.analysis.scaling import (
     ScalingFit,
     acceleration_ratio,
@@ -50,12 +65,14 @@ from learnlaw.core.law import (
     contributions,
     learned_weight_ratios,
     learning_speeds,
+    run_contributions,
     sim,
     zero_weight_fraction,
 )
 from learnlaw.core.metrics import auc, compression_ratio, empirical_acceleration, reach_step
 from learnlaw.core.optimize import SearchResult, optimize_policy
 from learnlaw.core.policy import PolicyError, project_simplex, uniform_policy, validate_policy
+from learnlaw.core.precision import matmul_precision
 from learnlaw.core.task import ParamSpec, Task
 from learnlaw.core.training import DIVERGENCE_FACTOR, DivergenceError, Run, check_divergence, train
 from learnlaw.policies.baselines import (
@@ -71,7 +88,7 @@ from learnlaw.policies.parametric import block_policy, feature_policy
 from learnlaw.policies.parametric_features import example_features, trajectory_features
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
 from learnlaw.policies.tuning import LrChoice, select_lr, tune_lr, validation_task
-from learnlaw.tasks.lm_task import CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
+from learnlaw.tasks.lm_task import COLAB_SCALE, CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
 from learnlaw.tasks.perceptron import perceptron_task
 from learnlaw.tasks.stories import generate_stories
 from learnlaw.tasks.text import (
@@ -91,6 +108,7 @@ __all__ = [
     "PRESETS",
     "PAPER_SCALE",
     "CPU_SCALE",
+    "COLAB_SCALE",
     "Transformer",
     "TransformerConfig",
     "sequence_loss",
@@ -170,4 +188,13 @@ __all__ = [
     "importance_weights",
     "uniform_baseline",
     "union_task",
+    "run_contributions",
+    "matmul_precision",
+    "DeviceAudit",
+    "count_flops",
+    "meta_peak_bytes",
+    "meta_transformer_task",
+    "project_seconds",
+    "task_costs",
+    "transformer_costs",
 ]

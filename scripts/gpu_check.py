@@ -40,11 +40,9 @@ e. ``launcher`` — ``python -m learnlaw.search`` on the device with a tiny perc
    interrupted (SIGINT) after its first epoch and run again with ``--resume`` on the same
    ``--out``: both exit codes and whether the resumed run continued to the last epoch.
 
-``import learnlaw`` needs ``constriction`` (``learnlaw/__init__.py`` imports
-``learnlaw.analysis.compress``, which imports it at module level); the GPU machine has no
-constriction wheel. If it is missing, this script puts a stub module in its place before
-importing learnlaw (and on ``PYTHONPATH`` for the launcher's subprocesses), which makes only
-the compression functions unusable; the record says so in ``constriction_stub``.
+The GPU machine may lack ``constriction`` (the arithmetic coder of ``learnlaw.compress``):
+learnlaw imports it only when a compression function runs, so nothing here needs it; the
+launcher section records whether ``import learnlaw`` works in a fresh process.
 """
 
 from __future__ import annotations
@@ -61,7 +59,6 @@ import sys
 import tempfile
 import time
 import traceback
-import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,42 +70,6 @@ if str(ROOT) not in sys.path:
 
 BUDGET_S = 8 * 60
 """The whole run's wall-clock target on one GPU; sections stop repeating when it runs short."""
-
-_STUB_SOURCE = '''"""A stub of constriction put in place by scripts/gpu_check.py: the package is not installed."""
-import types as _types
-
-
-class _Missing:
-    def __init__(self, *args, **kwargs):
-        raise ImportError("constriction is not installed (stub from scripts/gpu_check.py)")
-
-
-stream = _types.SimpleNamespace(
-    model=_types.SimpleNamespace(Categorical=_Missing),
-    queue=_types.SimpleNamespace(RangeEncoder=_Missing, RangeDecoder=_Missing),
-)
-'''
-
-
-def install_constriction_stub() -> bool:
-    """Put a stub ``constriction`` in ``sys.modules`` if the real one is missing.
-
-    Returns:
-        Whether the stub was installed.
-    """
-    try:
-        import constriction  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        return False
-    stub = types.ModuleType("constriction")
-    exec(compile(_STUB_SOURCE, "<constriction stub>", "exec"), stub.__dict__)
-    sys.modules["constriction"] = stub
-    return True
-
-
-STUBBED = install_constriction_stub()
 
 from learnlaw.analysis.cost import (  # noqa: E402
     GPU_FP32_PEAK_TFLOPS,
@@ -460,10 +421,10 @@ def section_epoch(device: torch.device, small: bool, clock: Clock) -> dict:
 
 
 # -- e. the launcher ------------------------------------------------------------------------------
-def _env(stub_dir: str | None) -> dict:
+def _env() -> dict:
     env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1")
-    paths = [str(ROOT)] + ([stub_dir] if stub_dir else [])
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    paths = [str(ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(paths).rstrip(os.pathsep)
     return env
 
 
@@ -475,12 +436,11 @@ def _history(path: Path) -> list[dict]:
 
 def section_launcher(device: torch.device, small: bool, clock: Clock) -> dict:
     epochs = 40
-    out: dict[str, Any] = dict(epochs=epochs, constriction_stub=STUBBED)
+    out: dict[str, Any] = dict(epochs=epochs)
     with tempfile.TemporaryDirectory() as tmp:
-        stub_dir = None
         plain = subprocess.run(
             [sys.executable, "-c", "import learnlaw"],
-            env=_env(None),
+            env=_env(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -488,10 +448,6 @@ def section_launcher(device: torch.device, small: bool, clock: Clock) -> dict:
         out["import_learnlaw_rc"] = plain.returncode
         if plain.returncode:
             out["import_learnlaw_error"] = (plain.stderr.strip().splitlines() or [""])[-1]
-        if STUBBED:
-            stub_dir = os.path.join(tmp, "stub")
-            os.makedirs(os.path.join(stub_dir, "constriction"))
-            Path(stub_dir, "constriction", "__init__.py").write_text(_STUB_SOURCE)
         run_dir = Path(tmp, "search")
         cmd = [
             sys.executable,
@@ -517,7 +473,7 @@ def section_launcher(device: torch.device, small: bool, clock: Clock) -> dict:
             str(run_dir),
         ]
         out["command"] = " ".join(cmd[1:]).replace(str(run_dir), "OUT")
-        env = _env(stub_dir)
+        env = _env()
         t0 = time.perf_counter()
         first = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
         interrupted = False
@@ -619,7 +575,6 @@ def main(argv: list[str] | None = None) -> int:
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         python=platform.python_version(),
         small=args.small,
-        constriction_stub=STUBBED,
         budget_seconds=BUDGET_S,
         threads=torch.get_num_threads(),
     )

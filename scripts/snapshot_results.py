@@ -23,6 +23,8 @@ import math
 import sys
 from pathlib import Path
 
+from learnlaw.data import platform
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "book" / "_results"
 SNAPSHOTS = ROOT / "learnlaw" / "data" / "results"
@@ -68,8 +70,8 @@ HEADLINE = {
         "ar_paper_table2_T1e7",
     ],
 }
-# Parameters that do not change the numbers (where results go, CPU threads).
-NOT_COMPARED = {"results_path", "threads", "cpu_threads"}
+# Parameters that do not change the numbers (where results and checkpoints go, CPU threads).
+NOT_COMPARED = {"results_path", "threads", "cpu_threads", "checkpoint_dir"}
 
 
 def default_parameters(notebook: Path) -> dict:
@@ -108,6 +110,8 @@ def take(chapter: str, results_dir: Path = RESULTS, out_dir: Path = SNAPSHOTS) -
     snap = {
         "chapter": f"book/{chapter}.ipynb",
         "taken_by": f"python scripts/snapshot_results.py {chapter}",
+        # where the numbers were made: the chapter's own record, else this process's platform
+        "platform": results.get("platform") or platform(),
         "parameters": default_parameters(ROOT / "book" / f"{chapter}.ipynb"),
         "results": {k: _no_nan(results[k]) for k in HEADLINE[chapter]},
     }

@@ -2,6 +2,8 @@
 
 import math
 import random
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -338,3 +340,15 @@ def test_bad_argument_types():
         compress(b"abc", {"batch_size": 4})
     with pytest.raises(TypeError, match="blob must be bytes"):
         decompress("LLPC")
+
+
+def test_learnlaw_imports_without_constriction_and_the_coder_says_what_is_missing():
+    code = (
+        "import sys; sys.modules['constriction'] = None\n"  # as if it were not installed
+        "import learnlaw\n"
+        "from learnlaw.analysis.compress import _constriction\n"
+        "try:\n    _constriction()\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "needs the constriction package" in out.stdout and "pip install" in out.stdout

@@ -112,6 +112,8 @@ def test_costs_are_consistent():
     t_fwd = transformer_forward_flops(**dict(fwd, n=TINY["n_test"]))
     assert c["loss_eval_flops"] == k_fwd + t_fwd
     assert c["desired_grad_flops"] == 3 * k_fwd
+    # the N contributions: one desired gradient, then a jvp (primal and tangent) over N
+    assert c["contribution_flops"] == c["desired_grad_flops"] + 3 * n_fwd
     counts = c["counts"]
     assert counts["k"] == 4 and counts["recomputed_steps"] == 10 - 3  # segments 4, 4, 2
     assert (

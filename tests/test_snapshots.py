@@ -74,3 +74,51 @@ def test_check_snapshot_compares_at_the_defaults_only_and_fails_on_a_change():
 def test_missing_data_is_named():
     with pytest.raises(FileNotFoundError, match="learnlaw has no data file 'nope.json'"):
         data.load_json("nope.json")
+
+
+def test_check_snapshot_tolerance_follows_the_platform(monkeypatch, capsys):
+    snap = data.snapshot("perceptron")
+    results, curves, params = dict(snap["results"]), snap["curves"], dict(snap["parameters"])
+    made_on = snap["platform"]
+    assert made_on == {"torch": made_on["torch"], "device": "cpu", "cpu_capability": "AVX512"}
+    moved = {**results, "ar_desired": results["ar_desired"] * (1 + 1e-4)}
+    bent = {**curves, "near_optimal_test": [x * (1 + 1e-4) for x in curves["near_optimal_test"]]}
+    far = {**results, "ar_desired": results["ar_desired"] * (1 + 1e-2)}
+
+    monkeypatch.setattr(data, "platform", lambda device="cpu": {**made_on, "device": "cpu"})
+    with pytest.raises(AssertionError, match=r"ar_desired: fresh .*relative 0\.0001"):
+        data.check_snapshot("perceptron", moved, params, curves)  # the same platform: to 1e-6
+
+    other_cpu = {**made_on, "cpu_capability": "AVX2"}
+    monkeypatch.setattr(data, "platform", lambda device="cpu": other_cpu)
+    assert data.check_snapshot("perceptron", moved, params, bent) is True  # within 1e-3
+    with pytest.raises(AssertionError, match="on another CPU: relative 0.001"):
+        data.check_snapshot("perceptron", far, params, curves)
+    with pytest.raises(AssertionError, match="ar_test: missing"):
+        data.check_snapshot(
+            "perceptron", {k: v for k, v in results.items() if k != "ar_test"}, params, curves
+        )
+
+    gpu = {**made_on, "device": "cuda"}
+    monkeypatch.setattr(data, "platform", lambda device="cpu": gpu)
+    capsys.readouterr()
+    assert data.check_snapshot("perceptron", far, {**params, "device": "cuda"}, curves) is False
+    note = capsys.readouterr().out
+    assert note.startswith("Note: this run") and "ar_desired" in note and "0.01" in note
+    assert data.check_snapshot("perceptron", results, params, curves) is True  # nothing differs
+    with pytest.raises(AssertionError, match="ar_test: missing"):  # a missing number: everywhere
+        data.check_snapshot(
+            "perceptron", {k: v for k, v in results.items() if k != "ar_test"}, params, curves
+        )
+
+
+def test_platform_names_torch_the_device_and_the_cpu_kernels():
+    import torch
+
+    here = data.platform()
+    assert here == {
+        "torch": torch.__version__,
+        "device": "cpu",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+    assert data.platform("cuda:1")["device"] == "cuda"

@@ -66,7 +66,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Callable, Iterator, Optional, Union
 
-import constriction
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -75,10 +74,24 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-# constriction is a compiled extension: its submodules are attributes, not importable packages.
-Categorical = constriction.stream.model.Categorical
-RangeEncoder = constriction.stream.queue.RangeEncoder
-RangeDecoder = constriction.stream.queue.RangeDecoder
+
+def _constriction():
+    """constriction's (Categorical, RangeEncoder, RangeDecoder), imported on first use.
+
+    Imported here, not at the top, so that ``import learnlaw`` works where the coder is not
+    installed (e.g. a bare GPU machine); only :func:`compress`/:func:`decompress` need it.
+    constriction is a compiled extension: its submodules are attributes, not packages.
+    """
+    try:
+        import constriction
+    except ImportError as e:
+        raise ImportError(
+            "learnlaw's arithmetic coder needs the constriction package, which is not installed: "
+            "pip install 'constriction>=0.3' (a learnlaw dependency)"
+        ) from e
+    stream = constriction.stream
+    return stream.model.Categorical, stream.queue.RangeEncoder, stream.queue.RangeDecoder
+
 
 __all__ = [
     "CoderConfig",
@@ -447,6 +460,7 @@ def encode(data: Data, config: Optional[CoderConfig] = None, progress: bool = Fa
     raw, config = _as_bytes(data), _check_config(config)
     alphabet, symbols = _symbols(raw)
     m, v, c = len(symbols), len(alphabet), config.context
+    Categorical, RangeEncoder, _ = _constriction()
     encoder = RangeEncoder()
     family = Categorical(perfect=False)
     ideal = [0.0]
@@ -573,6 +587,7 @@ def decompress(blob: bytes, config: Optional[CoderConfig] = None, progress: bool
         raw = bytes(alphabet.tobytes() * m)
     else:
         buf = _padded(np.zeros(m, dtype=np.int64), v, c)
+        Categorical, _, RangeDecoder = _constriction()
         decoder = RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
         family = Categorical(perfect=False)
 

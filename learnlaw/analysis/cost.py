@@ -355,7 +355,8 @@ def task_costs(
     Returns:
         A dict: ``n_params``; FLOPs ``train_step_flops``, ``desired_loss_flops``,
         ``test_loss_flops``, ``loss_eval_flops`` (desired + test at one θ),
-        ``desired_grad_flops``, ``reverse_step_flops`` (per kernel), ``plain_run_flops``,
+        ``desired_grad_flops``, ``contribution_flops`` (the N contributions CT_n at one θ,
+        :func:`learnlaw.contributions`), ``reverse_step_flops`` (per kernel), ``plain_run_flops``,
         ``policy_epoch_flops`` (per kernel), ``epoch_over_plain`` (per kernel),
         ``reverse_over_train`` (per kernel); ``counts`` (:func:`epoch_step_counts`); bytes
         ``train_chunk_peak_bytes``, ``reverse_chunk_peak_bytes`` (per kernel),
@@ -373,6 +374,8 @@ def task_costs(
         desired_loss = count_flops(base.split_loss, theta, "desired")
         test_loss = count_flops(base.split_loss, theta, "test")
     desired_grad = count_flops(base.desired_grad, theta)
+    with torch.no_grad():
+        contribution = count_flops(base.contributions, theta)  # ∇L_dsr, then one jvp over N
     counts = epoch_step_counts(steps, checkpoint_every, track_test)
     loss_eval = desired_loss + test_loss
     plain_run = steps * train_step + (steps + 1) * loss_eval
@@ -406,6 +409,7 @@ def task_costs(
         test_loss_flops=test_loss,
         loss_eval_flops=loss_eval,
         desired_grad_flops=desired_grad,
+        contribution_flops=contribution,
         reverse_step_flops=reverse_step,
         plain_run_flops=plain_run,
         policy_epoch_flops=epoch,
