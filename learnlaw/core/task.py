@@ -58,6 +58,76 @@ class ParamSpec:
         return {n: p.view(s) for n, p, s in zip(self.names, parts, self.shapes)}
 
 
+_STOCHASTIC = (nn.modules.dropout._DropoutNd, nn.RReLU)
+"""Module types that draw random numbers in training mode."""
+
+_CHECK_EXAMPLES = 4
+"""How many training examples the determinism check evaluates (twice)."""
+
+
+def _stateful_modules(model: nn.Module) -> list[str]:
+    """``"name (Type)"`` of the modules that update running statistics in their forward pass."""
+    return [
+        f"{name or 'the model'} ({type(m).__name__})"
+        for name, m in model.named_modules()
+        if m.training and getattr(m, "track_running_stats", False)
+    ]
+
+
+def _stochastic_modules(model: nn.Module) -> list[str]:
+    """``"name (Type)"`` of the modules that are random in their current (training) mode."""
+    return [
+        f"{name or 'the model'} ({type(m).__name__})"
+        for name, m in model.named_modules()
+        if m.training and isinstance(m, _STOCHASTIC) and getattr(m, "p", 1) != 0
+    ]
+
+
+def _check_deterministic(task: "Task", before: dict[str, Tensor]) -> None:
+    """Refuse a model whose forward pass mutates its buffers or whose outputs are random.
+
+    ``before`` holds the model's buffers before any forward pass of the Task's checks; this
+    compares them with the buffers now, then evaluates the loss of up to ``_CHECK_EXAMPLES``
+    training examples twice under ``torch.no_grad`` (the caller restores the buffers).
+    """
+    x, y = task.train
+    b = min(_CHECK_EXAMPLES, len(x))
+    changed = [n for n, t in task.model.named_buffers() if not torch.equal(t, before[n])]
+    if not changed:
+        with torch.no_grad():
+            first = task.loss_fn(functional_call(task.model, task.params0, (x[:b],)), y[:b])
+            second = task.loss_fn(functional_call(task.model, task.params0, (x[:b],)), y[:b])
+    if changed:
+        found = _stateful_modules(task.model) or [
+            f"the module owning buffer {n!r}" for n in changed
+        ]
+        raise ValueError(
+            f"the model's forward pass changes its buffers {changed}: {', '.join(found)} "
+            "updates running statistics in place. learnlaw calls the model inside "
+            "torch.func transforms and replays the forward pass, which needs a function of "
+            "the parameters alone. Fix: call model.eval() before building the Task (BatchNorm "
+            "then uses its running statistics as constants), or use a normalisation without "
+            "running statistics (nn.LayerNorm, nn.GroupNorm)"
+        )
+    eps = torch.finfo(first.dtype).eps if first.dtype.is_floating_point else 0.0
+    if not torch.allclose(first, second, rtol=100 * eps, atol=100 * eps, equal_nan=True):
+        found = _stochastic_modules(task.model)
+        what = (
+            f"it holds {', '.join(found)} in training mode"
+            if found
+            else "no known stochastic module type was found (random augmentation or sampling "
+            "in forward?)"
+        )
+        gap = float((first - second).abs().max())
+        raise ValueError(
+            f"the model is not deterministic: the losses of the same {b} training examples "
+            f"differ by up to {gap:.3g} between two evaluations with the same parameters; "
+            f"{what}. The adjoint replays the forward pass, so a random model gives silently "
+            "wrong gradients. Fix: call model.eval() before building the Task (dropout is "
+            "then the identity), or use a deterministic variant of the random layer"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Task:
     """A model, a per-example loss and the train / desired / test splits.
@@ -87,6 +157,12 @@ class Task:
             builder guarantees is valid (``"logistic"`` for a bias-free linear model with a
             sigmoid/BCE loss).
         info: free-form description of how the task was built (sizes, seeds, ...).
+        check_model: when ``True`` (the default), building the Task evaluates the loss on up to
+            4 training examples twice and refuses a model whose outputs differ (a stochastic
+            layer such as ``nn.Dropout`` in training mode) or whose forward pass changes its
+            buffers (``nn.BatchNorm*`` in training mode updates its running statistics): the
+            adjoint replays the forward pass and needs a deterministic, stateless function.
+            ``False`` skips the check (it is always skipped on the ``meta`` device).
     """
 
     model: nn.Module
@@ -101,6 +177,7 @@ class Task:
     kinds: dict[str, Tensor] = field(default_factory=dict)
     kernels: str = "auto"
     info: dict = field(default_factory=dict)
+    check_model: bool = True
 
     def __post_init__(self) -> None:
         if not self.params0:
@@ -125,18 +202,30 @@ class Task:
                     f"{tuple(y.shape[1:])}: every split must hold examples of the same kind (the "
                     "same features and target format), since one model is evaluated on all three"
                 )
+        if not isinstance(self.check_model, bool):
+            raise TypeError(f"check_model must be True or False, got {self.check_model!r}")
         if len(x):  # one loss per example: a mean over the batch would silently train wrong
-            b = min(2, len(x))
-            with torch.no_grad():
-                out = self.loss_fn(functional_call(self.model, self.params0, (x[:b],)), y[:b])
-            if not isinstance(out, Tensor) or out.shape != (b,):
-                got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-                raise ValueError(
-                    f"loss_fn returned {got} for a batch of {b} examples; expected shape ({b},), "
-                    "one loss per example in nats. Use reduction='none' (e.g. "
-                    "F.cross_entropy(logits, targets, reduction='none')) and reduce nothing: "
-                    "learnlaw weighs each example's loss by the policy"
-                )
+            check = self.check_model and x.device.type != "meta" and self.device.type != "meta"
+            before = {n: t.clone() for n, t in self.model.named_buffers()} if check else {}
+            try:
+                b = min(2, len(x))
+                with torch.no_grad():
+                    out = self.loss_fn(functional_call(self.model, self.params0, (x[:b],)), y[:b])
+                if not isinstance(out, Tensor) or out.shape != (b,):
+                    got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                    raise ValueError(
+                        f"loss_fn returned {got} for a batch of {b} examples; expected shape "
+                        f"({b},), one loss per example in nats. Use reduction='none' (e.g. "
+                        "F.cross_entropy(logits, targets, reduction='none')) and reduce "
+                        "nothing: learnlaw weighs each example's loss by the policy"
+                    )
+                if check:
+                    _check_deterministic(self, before)
+            finally:  # the checks leave the model's buffers as they found them
+                with torch.no_grad():
+                    for n, t in self.model.named_buffers():
+                        if n in before:
+                            t.copy_(before[n])
 
     # -- sizes -------------------------------------------------------------------------------
     @property
