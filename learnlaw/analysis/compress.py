@@ -74,6 +74,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from learnlaw.core import checks
+
 
 def _constriction():
     """constriction's (Categorical, RangeEncoder, RangeDecoder), imported on first use.
@@ -373,6 +375,7 @@ def prequential_code_length(
         measured before that batch's update; ``T = ceil(M / B)``. An alphabet of at most one
         symbol costs 0 bits.
     """
+    checks.check_bool(progress, "progress")
     raw, config = _as_bytes(data), _check_config(config)
     alphabet, symbols = _symbols(raw)
     m, v = len(symbols), len(alphabet)
@@ -396,6 +399,9 @@ def compressed_bits_bound(auc_bits: float, n_symbols: int, vocab_size: int) -> f
     ``auc_bits + M (ε_rc + ε_q(V) + 1e-8) + 64 + 8 * HEADER_BYTES`` with
     ``ε_rc = -log2(1 - 2^-8)`` and ``ε_q = -log2(1 - V 2^-24)``; just the header if ``V <= 1``.
     """
+    checks.check_number(auc_bits, "auc_bits", minimum=0.0)
+    checks.check_int(n_symbols, "n_symbols", minimum=0)
+    checks.check_int(vocab_size, "vocab_size", minimum=0)
     header = 8 * HEADER_BYTES
     if vocab_size <= 1:
         return float(header)
@@ -457,6 +463,7 @@ def encode(data: Data, config: Optional[CoderConfig] = None, progress: bool = Fa
         config: the training run (default :class:`CoderConfig`); stored in the header.
         progress: show a tqdm bar.
     """
+    checks.check_bool(progress, "progress")
     raw, config = _as_bytes(data), _check_config(config)
     alphabet, symbols = _symbols(raw)
     m, v, c = len(symbols), len(alphabet), config.context
@@ -512,6 +519,7 @@ def encode(data: Data, config: Optional[CoderConfig] = None, progress: bool = Fa
 
 def compress(data: Data, config: Optional[CoderConfig] = None, progress: bool = False) -> bytes:
     """``encode(data, config).blob``: the compressed stream."""
+    checks.check_bool(progress, "progress")
     return encode(data, config, progress).blob
 
 
@@ -563,6 +571,7 @@ def decompress(blob: bytes, config: Optional[CoderConfig] = None, progress: bool
             the header (the message names the fields); a decoded message whose CRC-32 differs
             from the original's.
     """
+    checks.check_bool(progress, "progress")
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise TypeError(f"blob must be bytes, got {type(blob).__name__}.")
     blob = bytes(blob)

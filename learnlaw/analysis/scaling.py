@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import least_squares, minimize_scalar
 
+from learnlaw.core import checks
+
 __all__ = [
     "ScalingFit",
     "fit_scaling_law",
@@ -289,6 +291,8 @@ def fit_scaling_law(
         ValueError: bad shapes, non-finite values, steps not increasing, fewer than
             ``MIN_POINTS`` points with t > t₀, L₀ not below the losses, no decreasing fit range.
     """
+    checks.check_number(t0, "t0", minimum=0.0, expected="finite and ≥ 0 (or None)", allow_none=True)
+    checks.check_number(L0, "L0", allow_none=True)
     losses = _vector("losses", losses)
     return fit_scaling_laws(
         steps, [losses], t0=t0, L0=L0, t0_grid=t0_grid, L0_grid=L0_grid, refine=refine
@@ -323,6 +327,9 @@ def fit_scaling_laws(
     Returns:
         One :class:`ScalingFit` per curve, in order.
     """
+    checks.check_bool(shared_L0, "shared_L0")
+    checks.check_number(t0, "t0", minimum=0.0, expected="finite and ≥ 0 (or None)", allow_none=True)
+    checks.check_number(L0, "L0", allow_none=True)
     if isinstance(curves, (str, bytes)) or not hasattr(curves, "__len__") or len(curves) == 0:
         raise ValueError("curves must be a non-empty sequence of 1-D loss curves or a (C, n) array")
     Ls = [_vector(f"curves[{i}]", c) for i, c in enumerate(curves)]

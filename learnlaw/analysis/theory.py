@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from learnlaw.core import checks
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
 from learnlaw.core.training import train
@@ -70,6 +71,7 @@ def kkt_report(policy: Tensor, grad: Tensor, *, tol: float = 0.0) -> KKTReport:
     Returns:
         A :class:`KKTReport`.
     """
+    checks.check_number(tol, "tol", minimum=0.0)
     validate_policy(policy)
     if not isinstance(grad, Tensor) or grad.shape != policy.shape:
         got = tuple(grad.shape) if isinstance(grad, Tensor) else type(grad).__name__
@@ -154,6 +156,8 @@ def fd_directional_derivative(
     Returns:
         The central difference, which equals ⟨∂J/∂γ, d⟩ up to O(ε²) and rounding.
     """
+    checks.check_lr(lr)
+    checks.check_number(eps, "eps", minimum=0.0, strict=True)
     if direction.shape != policy.shape:
         raise ValueError(
             f"direction must have the policy's shape {tuple(policy.shape)}, got "
@@ -185,6 +189,7 @@ def future_contributions(contributions: Tensor, lr: float) -> Tensor:
         contributions: CT at θ_0 … θ_T, ``(T+1, N)``.
         lr: η.
     """
+    checks.check_lr(lr)
     if contributions.ndim != 2 or len(contributions) < 2:
         raise ValueError(
             "contributions must have shape (T+1, N): CT at θ_0 … θ_T, got "

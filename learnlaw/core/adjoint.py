@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from learnlaw.core import checks
 from learnlaw.core.distributed import gather_columns, shard_of
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.precision import check_tf32, matmul_precision
@@ -62,11 +63,8 @@ def resolve_checkpointing(checkpoint_every: int | str | None, steps: int) -> int
         return 1
     if checkpoint_every == "auto":
         return max(1, math.ceil(math.sqrt(steps)))
-    if isinstance(checkpoint_every, int) and checkpoint_every >= 1:
-        return min(checkpoint_every, steps)
-    raise ValueError(
-        f"checkpoint_every must be None, 'auto' or a positive int, got {checkpoint_every!r}"
-    )
+    checks.check_checkpoint_every(checkpoint_every)
+    return min(checkpoint_every, steps)
 
 
 def adjoint_sweep(
@@ -112,6 +110,10 @@ def adjoint_sweep(
     Returns:
         A :class:`Sweep`; ``grad`` and the curves are on the task's device, ``J`` a float.
     """
+    checks.check_lr(lr)
+    checks.check_checkpoint_every(checkpoint_every)
+    checks.check_bool(track_test, "track_test")
+    checks.check_bool(progress, "progress")
     lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)
@@ -184,6 +186,8 @@ def policy_gradient(
     ``tf32`` (TF32 matmuls on an NVIDIA Ampere+ GPU; no effect on the CPU or in float64) and
     what happens inside a ``torch.distributed`` group. The gradient is on the task's device.
     """
+    checks.check_lr(lr)
+    checks.check_checkpoint_every(checkpoint_every)
     sweep = adjoint_sweep(
         task,
         policy,

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from learnlaw.core import checks
 from learnlaw.core.distributed import gather_columns, shard_of
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.policy import validate_policy
@@ -46,6 +47,7 @@ def contributions(
     N_r contributions (one all-reduce of the P-float split gradient) and every rank returns
     all N (one all-gather).
     """
+    checks.check_choice(split, "split", ("desired", "test", "train"))
     params = task.params0 if params is None else params
     theta = task.spec.flatten(params).detach()
     with torch.no_grad():
@@ -56,6 +58,8 @@ def contribution_trajectory(
     task: Task, trajectory: Tensor, split: str = "desired", block: int = 256
 ) -> Tensor:
     """CT_{t,n} at every θ_t of a flat ``(T', P)`` trajectory, shape ``(T', N)``."""
+    checks.check_choice(split, "split", ("desired", "test", "train"))
+    checks.check_int(block, "block", minimum=1)
     kernels = kernels_for(task)
     with torch.no_grad():
         local = torch.cat(
@@ -89,6 +93,8 @@ def run_contributions(task: Task, policy: Tensor, lr: float, split: str = "desir
     Returns:
         CT, shape ``(T, N)``, on the CPU (row t pairs with γ_t, as :func:`sim` expects).
     """
+    checks.check_lr(lr)
+    checks.check_choice(split, "split", ("desired", "test", "train"))
     from learnlaw.core.training import check_lr, prepare_policy
 
     lr = check_lr(lr)
@@ -155,6 +161,7 @@ def learning_speeds(task: Task, policy: Tensor, lr: float) -> dict[str, Tensor]:
             global speed from the local ones (the chain rule dL/dt = −Σ γ_n CT_n);
         ``desired_loss``: ``(T+1,)``.
     """
+    checks.check_lr(lr)
     from learnlaw.core.training import train
 
     run = train(task, policy, lr, keep_params=True)
@@ -192,6 +199,7 @@ def learned_weight_ratios(policy: Tensor, losses: Tensor, threshold: float = 1e-
     Returns:
         A 1-D tensor of ratios in [0, 1] (empty if no example is that well learned).
     """
+    checks.check_number(threshold, "threshold", minimum=0.0)
     w = torch.as_tensor(policy)
     lo = torch.as_tensor(losses).to(w)
     if lo.shape != w.shape:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.analysis.scaling import empirical_acceleration_ratio
+from learnlaw.core import checks
 
 __all__ = ["auc", "compression_ratio", "reach_step", "empirical_acceleration"]
 
@@ -42,6 +43,7 @@ def compression_ratio(curve, vocab_size: int) -> float:
     Coding one label (or token) at step t with the model θ_t costs L(θ_t)/ln 2 bits; coding it
     with no model costs log₂|V| bits. CR > 1 means the learning process compresses.
     """
+    checks.check_int(vocab_size, "vocab_size", minimum=2, expected="an int ≥ 2")
     if not (isinstance(vocab_size, int) and vocab_size >= 2):
         raise ValueError(f"vocab_size must be an int ≥ 2, got {vocab_size!r}")
     c = _curve(curve)
@@ -52,6 +54,7 @@ def compression_ratio(curve, vocab_size: int) -> float:
 
 def reach_step(curve, level: float) -> int | None:
     """The first t with ``curve[t] ≤ level``, or ``None`` if the curve never gets there."""
+    checks.check_number(level, "level", finite=False)
     c = _curve(curve)
     hit = (c <= level).nonzero()
     return int(hit[0]) if len(hit) else None

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from learnlaw.core import checks
 from learnlaw.core.adjoint import adjoint_sweep
 from learnlaw.core.checkpoint import atomic_save, load_file, load_state, save_state
 from learnlaw.core.distributed import (
@@ -157,6 +158,16 @@ def optimize_policy(
     assembled once, at the end (one all-gather); so are kept policies. Every rank returns the
     same :class:`SearchResult`. ``penalty`` is not supported there.
     """
+    checks.check_steps(steps, policy_hint=True)
+    checks.check_lr(lr)
+    checks.check_lr(outer_lr, "outer_lr")
+    checks.check_int(epochs, "epochs", minimum=0)
+    checks.check_choice(schedule, "schedule", ("constant", "linear"))
+    checks.check_int(uniform_steps, "uniform_steps", minimum=0, maximum=steps)
+    checks.check_checkpoint_every(checkpoint_every)
+    checks.check_path(checkpoint_dir, "checkpoint_dir", allow_none=True)
+    checks.check_bool(resume, "resume")
+    checks.check_bool(progress, "progress")
     lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from learnlaw.core import checks
+
 __all__ = ["uniform_policy", "validate_policy", "project_simplex", "PolicyError"]
 
 
@@ -30,6 +32,8 @@ def uniform_policy(
         n: N, the number of training examples (columns).
         dtype, device: of the result (default: torch's default dtype, CPU).
     """
+    checks.check_steps(steps)
+    checks.check_int(n, "n", minimum=1)
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if not (isinstance(n, int) and n >= 1):
@@ -62,6 +66,9 @@ def validate_policy(
     Raises:
         PolicyError: with what was received, what was expected, and how to fix it.
     """
+    checks.check_int(steps, "steps", minimum=1, allow_none=True)
+    checks.check_int(n, "n", minimum=1, allow_none=True)
+    checks.check_number(atol, "atol", minimum=0.0, allow_none=True)
     if not isinstance(policy, Tensor):
         raise PolicyError(
             f"policy must be a torch.Tensor of shape (T, N), got {type(policy).__name__}; "
@@ -130,6 +137,7 @@ def project_simplex(v: Tensor, *, max_iter: int = 64) -> Tensor:
     Returns:
         ``(..., N)`` tensor, same dtype and device, every row on the simplex.
     """
+    checks.check_int(max_iter, "max_iter", minimum=0)  # 0: the sort-based threshold
     if not isinstance(v, Tensor) or not v.dtype.is_floating_point:
         raise TypeError(f"project_simplex needs a floating-point tensor, got {type(v).__name__}")
     if v.ndim == 0 or v.shape[-1] == 0:

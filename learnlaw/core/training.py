@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from learnlaw.core import checks
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
@@ -38,14 +39,15 @@ class DivergenceError(FloatingPointError):
 
 
 def check_factor(factor: float | None) -> float | None:
-    if factor is None:
-        return None
-    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 1):
-        raise ValueError(
-            f"divergence_factor must be a finite number > 1 or None (no factor check), got "
-            f"{factor!r}"
-        )
-    return float(factor)
+    """The divergence factor: a finite number > 1, or ``None`` (no factor check)."""
+    return checks.check_number(
+        factor,
+        "divergence_factor",
+        minimum=1.0,
+        strict=True,
+        expected="a finite number > 1 or None (no factor check)",
+        allow_none=True,
+    )
 
 
 def check_divergence(
@@ -70,6 +72,9 @@ def check_divergence(
         factor: the factor, or ``None`` for the non-finite check only.
         what: the loss's name in the message (e.g. ``"desired loss"``).
     """
+    checks.check_int(step, "step", minimum=0)
+    checks.check_lr(lr)
+    check_factor(factor)
     value, start = float(loss), float(initial)
     if not math.isfinite(value):
         reason = f"is {value}"
@@ -136,9 +141,8 @@ class Run:
 
 
 def check_lr(lr: float) -> float:
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"the learning rate must be a positive finite number, got {lr!r}")
-    return float(lr)
+    """η as a float: a positive finite number (see :func:`learnlaw.core.checks.check_lr`)."""
+    return checks.check_lr(lr)
 
 
 def prepare_policy(task: Task, policy: Tensor) -> Tensor:
@@ -290,6 +294,9 @@ def train(
         DivergenceError: naming the first step whose loss is not finite or exceeds
             ``divergence_factor`` times its initial value, and the learning rate.
     """
+    checks.check_lr(lr)
+    checks.check_bool(keep_params, "keep_params")
+    checks.check_bool(progress, "progress")
     lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)

@@ -25,6 +25,7 @@ import math
 import torch
 from torch import Tensor
 
+from learnlaw.core import checks
 from learnlaw.core.policy import uniform_policy
 from learnlaw.core.task import Task
 
@@ -42,6 +43,7 @@ __all__ = [
 
 def uniform_baseline(task: Task, steps: int) -> Tensor:
     """The conventional policy for ``task``: ``(T, N)`` of 1/N, in the task's dtype and device."""
+    checks.check_steps(steps)
     return uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
 
 
@@ -137,6 +139,9 @@ def importance_weights(task: Task, exponent: float = 1.0, shift: dict | None = N
 
     Computed as a softmax of α·log w (no overflow), in the task's dtype and device.
     """
+    checks.check_number(
+        exponent, "exponent", minimum=0.0, expected="a finite number ≥ 0 (1: exact ratio)"
+    )
     if not (isinstance(exponent, (int, float)) and math.isfinite(exponent) and exponent >= 0):
         raise ValueError(f"exponent must be a finite number ≥ 0 (1: exact ratio), got {exponent!r}")
     log_w = exponent * importance_log_ratio(task, shift)
@@ -147,6 +152,10 @@ def importance_policy(
     task: Task, steps: int, exponent: float = 1.0, shift: dict | None = None
 ) -> Tensor:
     """The importance-weighting policy: the row :func:`importance_weights` at each of T steps."""
+    checks.check_steps(steps)
+    checks.check_number(
+        exponent, "exponent", minimum=0.0, expected="a finite number ≥ 0 (1: exact ratio)"
+    )
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     return importance_weights(task, exponent, shift).expand(steps, -1).contiguous()

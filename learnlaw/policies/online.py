@@ -75,7 +75,6 @@ returns a fixed fake value; 15.5 before these reads were batched).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -83,6 +82,7 @@ from torch import Tensor
 from torch.func import grad, jvp
 from tqdm.auto import tqdm
 
+from learnlaw.core import checks
 from learnlaw.core.distributed import shard_of
 from learnlaw.core.kernels import LogisticKernels, kernels_for
 from learnlaw.core.policy import project_simplex
@@ -135,22 +135,19 @@ def _rule_params(rule: str, params: dict) -> dict:
     if rule == "power":
         if "power" not in params:
             raise TypeError("rule 'power' needs power=p > 0 (e.g. online_policy(..., power=2))")
-        p = params["power"]
-        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p)):
-            raise ValueError(f"power must be a finite number > 0, got {p!r}")
-        if p <= 0:
-            raise ValueError(f"power must be > 0 (γ ∝ max(CT, 0)^p), got {p!r}")
+        p = checks.check_number(
+            params["power"], "power", minimum=0.0, strict=True, expected="a finite number > 0"
+        )
         return {"power": float(p)}
     if rule == "quadratic":
         out = {"cap": params.get("cap", 8.0), "iters": params.get("iters", 5)}
         out["tol"] = params.get("tol", 1e-9)
         cap, iters, tol = out["cap"], out["iters"], out["tol"]
-        if cap is not None and not (isinstance(cap, (int, float)) and cap >= 1):
-            raise ValueError(f"cap must be None or a number ≥ 1 (γ_n ≤ cap/N), got {cap!r}")
-        if not (isinstance(iters, int) and iters >= 1):
-            raise ValueError(f"iters must be a positive int, got {iters!r}")
-        if not (isinstance(tol, (int, float)) and tol >= 0):
-            raise ValueError(f"tol must be a number ≥ 0, got {tol!r}")
+        checks.check_number(
+            cap, "cap", minimum=1.0, expected="None or a number ≥ 1 (γ_n ≤ cap/N)", allow_none=True
+        )
+        checks.check_int(iters, "iters", minimum=1)
+        checks.check_number(tol, "tol", minimum=0.0, expected="a number ≥ 0")
         return out
     return {}
 
@@ -391,6 +388,15 @@ def online_policy(
         DivergenceError: a loss that is not finite or above ``divergence_factor`` times its
             initial value, naming the step and the learning rate (as :func:`learnlaw.train`).
     """
+    checks.check_steps(steps)
+    checks.check_lr(lr)
+    if not isinstance(rule, str):  # the value is checked with the rule's parameters
+        raise checks.ArgumentTypeError(
+            f"rule must be one of {ONLINE_RULES}, got {checks.describe(rule)}"
+        )
+    checks.check_bool(keep_params, "keep_params")
+    checks.check_bool(keep_contributions, "keep_contributions")
+    checks.check_bool(progress, "progress")
     lr = check_lr(lr)
     factor = check_factor(divergence_factor)
     if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):

@@ -32,6 +32,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from learnlaw.core import checks
 from learnlaw.core.policy import project_simplex
 
 __all__ = [
@@ -49,11 +50,8 @@ LINKS = ("softmax", "sparsemax")
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    if not ok or (high is not None and value > high):
-        span = f"[{low}, {high}]" if high is not None else f"≥ {low}"
-        raise ValueError(f"{name} must be an int {span}, got {value!r}")
-    return value
+    span = f"[{low}, {high}]" if high is not None else f"≥ {low}"
+    return checks.check_int(value, name, minimum=low, maximum=high, expected=f"an int {span}")
 
 
 def block_index(steps: int, blocks: int, device: torch.device | str | None = None) -> Tensor:
@@ -85,6 +83,7 @@ def block_policy(phi: Tensor, steps: int) -> Tensor:
         phi: ``(B, N)``, every row on the simplex (e.g. from :func:`project_simplex`).
         steps: T ≥ B.
     """
+    checks.check_steps(steps)
     if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.dtype.is_floating_point):
         raise ValueError(
             "phi must be a floating-point (B, N) tensor of block rows on the simplex, got "
@@ -172,6 +171,9 @@ def feature_policy(
         link: ``"softmax"`` or ``"sparsemax"``.
         temperature: τ.
     """
+    checks.check_steps(steps)
+    checks.check_choice(link, "link", LINKS)
+    checks.check_number(temperature, "temperature", minimum=0.0, strict=True)
     _check_link(link, temperature)
     rows = _link(feature_scores(phi, features), link, temperature)
     return rows[block_index(steps, len(phi), phi.device)]

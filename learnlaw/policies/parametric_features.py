@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
+from learnlaw.core import checks
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.law import contributions
 from learnlaw.core.policy import uniform_policy
@@ -137,6 +138,9 @@ def example_features(
     Returns:
         ``(F, names)``: F in the task's dtype and device, and one name per column.
     """
+    checks.check_bool(grad_norm, "grad_norm")
+    checks.check_bool(use_kinds, "use_kinds")
+    checks.check_bool(standardize, "standardize")
     if not isinstance(task, Task):
         raise TypeError(f"example_features needs a learnlaw Task, got {type(task).__name__}")
     cols = _columns(task, params, grad_norm, use_kinds)
@@ -167,6 +171,12 @@ def trajectory_features(
     Returns:
         ``(F, names)`` with F of shape ``(B, N, D)``.
     """
+    checks.check_steps(steps)
+    checks.check_lr(lr)
+    checks.check_int(blocks, "blocks", minimum=1, expected="an int ≥ 1")
+    checks.check_bool(grad_norm, "grad_norm")
+    checks.check_bool(use_kinds, "use_kinds")
+    checks.check_bool(standardize, "standardize")
     if not isinstance(task, Task):
         raise TypeError(f"trajectory_features needs a learnlaw Task, got {type(task).__name__}")
     idx = block_index(steps, blocks)

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from learnlaw.core import checks
 from learnlaw.core.adjoint import adjoint_sweep
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
@@ -306,6 +307,16 @@ def fit_block_policy(
         its history Python floats. No policy is kept along the way: only the best φ
         (B·N floats) is held.
     """
+    checks.check_steps(steps)
+    checks.check_lr(lr)
+    checks.check_int(blocks, "blocks", minimum=1, expected="an int ≥ 1")
+    checks.check_lr(outer_lr, "outer_lr")
+    checks.check_int(epochs, "epochs", minimum=0)
+    checks.check_int(validation_seed, "validation_seed")
+    checks.check_int(patience, "patience", minimum=1, allow_none=True)
+    checks.check_bool(track_test, "track_test")
+    checks.check_checkpoint_every(checkpoint_every)
+    checks.check_bool(progress, "progress")
     lr = _check_common(task, steps, lr, outer_lr, schedule)
     _check_int("blocks", blocks, 1, steps)
     n = task.n_train
@@ -377,6 +388,17 @@ def fit_feature_policy(
         validation, validation_seed, patience, track_test, checkpoint_every, progress, tf32:
             as in :func:`fit_block_policy`.
     """
+    checks.check_steps(steps)
+    checks.check_lr(lr)
+    checks.check_int(blocks, "blocks", minimum=1, expected="an int ≥ 1")
+    checks.check_number(temperature, "temperature", minimum=0.0, strict=True)
+    checks.check_lr(outer_lr, "outer_lr")
+    checks.check_int(epochs, "epochs", minimum=0)
+    checks.check_int(validation_seed, "validation_seed")
+    checks.check_int(patience, "patience", minimum=1, allow_none=True)
+    checks.check_bool(track_test, "track_test")
+    checks.check_checkpoint_every(checkpoint_every)
+    checks.check_bool(progress, "progress")
     lr = _check_common(task, steps, lr, outer_lr, schedule)
     _check_int("blocks", blocks, 1, steps)
     _check_link(link, temperature)

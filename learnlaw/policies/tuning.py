@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.analysis.experiments import holdout_split
+from learnlaw.core import checks
 from learnlaw.core.metrics import auc
 from learnlaw.core.task import Task
 from learnlaw.core.training import DivergenceError, Run, train
@@ -143,6 +144,8 @@ def tune_lr(
         ValueError: an empty grid, a bad η, an unknown criterion or split.
         DivergenceError: every η of the grid diverged.
     """
+    checks.check_choice(criterion, "criterion", ("auc", "final"))
+    checks.check_choice(split, "split", ("desired", "test"))
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; expected one of {CRITERIA}")
     if split not in ("test", "desired"):
@@ -187,6 +190,8 @@ def validation_task(task: Task, n_holdout: int | None = None, seed: int = 0) -> 
     A thin wrapper of :func:`learnlaw.analysis.experiments.holdout_split` with a default size:
     ``n_holdout = max(2, K // 4)`` of the K desired examples are held out for validation.
     """
+    checks.check_int(n_holdout, "n_holdout", minimum=1, allow_none=True)
+    checks.check_int(seed, "seed")
     k = task.n_desired
     if n_holdout is None:
         n_holdout = max(2, k // 4)
@@ -227,6 +232,9 @@ def select_lr(
         An :class:`LrChoice`; ``info`` records the split (``n_holdout``, ``holdout_seed``,
         ``n_fit``). Retrain at the chosen η on ``task`` to report on its test split.
     """
+    checks.check_int(n_holdout, "n_holdout", minimum=1, allow_none=True)
+    checks.check_int(holdout_seed, "holdout_seed")
+    checks.check_choice(criterion, "criterion", ("auc", "final"))
     val = validation_task(task, n_holdout, holdout_seed)
     choice = tune_lr(lambda lr: method(val, lr), grid, criterion=criterion, task=val)
     info = dict(n_holdout=val.n_test, holdout_seed=holdout_seed, n_fit=val.n_desired)

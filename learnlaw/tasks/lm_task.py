@@ -26,6 +26,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from learnlaw.core import checks
 from learnlaw.core.task import Task
 from learnlaw.tasks.stories import iter_stories
 from learnlaw.tasks.text import encode_sequences, iter_story_file, special_ids, train_tokenizer
@@ -169,6 +170,21 @@ def transformer_task(
         A :class:`~learnlaw.core.task.Task` with ``kinds = {"perturbed", "clean"}`` and ``info``
         holding the sizes, the tokenizer (``info["tokenizer"]``) and the special ids.
     """
+    for name, v in (
+        ("n_train", n_train),
+        ("n_desired", n_desired),
+        ("n_test", n_test),
+        ("max_len", max_len),
+        ("vocab_size", vocab_size),
+        ("d_model", d_model),
+        ("n_heads", n_heads),
+        ("n_layers", n_layers),
+        ("chunk_size", chunk_size),
+    ):
+        checks.check_int(v, name, minimum=1, allow_none=True)
+    checks.check_number(perturb_fraction, "perturb_fraction", minimum=0.0, maximum=1.0)
+    checks.check_int(n_ops, "n_ops", minimum=0)
+    checks.check_int(seed, "seed")
     if scale not in PRESETS:
         raise ValueError(f"scale must be one of {sorted(PRESETS)}, got {scale!r}")
     given = dict(

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from learnlaw.core import checks
 from learnlaw.core.task import Task
 
 __all__ = ["perceptron_task", "bce_loss"]
@@ -94,6 +95,23 @@ def perceptron_task(
     Returns:
         A :class:`~learnlaw.core.task.Task` with ``vocab_size = 2``.
     """
+    checks.check_int(dim, "dim", minimum=1)
+    checks.check_int(n_train, "n_train", minimum=1)
+    checks.check_int(n_desired, "n_desired", minimum=1)
+    checks.check_int(n_test, "n_test", minimum=1)
+    checks.check_int(seed, "seed")
+    checks.check_number(train_std, "train_std", minimum=0.0, strict=True)
+    checks.check_number(desired_mean, "desired_mean")
+    for name, v in (
+        ("noisy", noisy),
+        ("duplicates", duplicates),
+        ("combinations", combinations),
+        ("easy", easy),
+    ):
+        checks.check_number(v, name, minimum=0.0, expected="a non-negative count or fraction")
+    checks.check_number(easy_margin, "easy_margin", minimum=0.0, strict=True)
+    checks.check_number(desired_noise, "desired_noise", minimum=0.0)
+    checks.check_int(desired_pool, "desired_pool", minimum=1, allow_none=True)
     for name, v in (
         ("dim", dim),
         ("n_train", n_train),

@@ -20,6 +20,8 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
+from learnlaw.core import checks
+
 __all__ = ["generate_stories", "iter_stories"]
 
 
@@ -425,6 +427,8 @@ def generate_stories(n: int, seed: int = 0) -> list[str]:
     Returns:
         A list of ``n`` strings, each one story of roughly 60–180 words.
     """
+    checks.check_int(n, "n", minimum=0)
+    checks.check_int(seed, "seed")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     stream = iter_stories(seed)

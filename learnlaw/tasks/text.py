@@ -23,6 +23,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import Tensor
 
+from learnlaw.core import checks
+
 __all__ = [
     "SPECIAL_TOKENS",
     "train_tokenizer",
@@ -58,6 +60,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, min_frequency: int
     Returns:
         A ``tokenizers.Tokenizer``; ``tokenizer.get_vocab_size()`` is the actual |V|.
     """
+    checks.check_int(vocab_size, "vocab_size", minimum=2)
+    checks.check_int(min_frequency, "min_frequency", minimum=1)
     low = len(SPECIAL_TOKENS) + N_BYTES
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < low:
         raise ValueError(
@@ -100,6 +104,8 @@ def encode_sequences(
     Returns:
         ``(n, max_len + 1)`` int64 ids.
     """
+    checks.check_int(max_len, "max_len", minimum=1)
+    checks.check_bool(add_eos, "add_eos")
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise ValueError(f"max_len must be a positive int, got {max_len!r}")
     if isinstance(texts, str):
@@ -163,6 +169,10 @@ def perturb(
     Returns:
         A new tensor of the shape, dtype and device of ``tokens``.
     """
+    checks.check_int(n_ops, "n_ops", minimum=0)
+    checks.check_int(vocab_size, "vocab_size", minimum=2)
+    checks.check_int(pad_id, "pad_id")
+    checks.check_int(min_len, "min_len", minimum=1)
     if tokens.dim() not in (1, 2) or tokens.dtype not in (torch.int32, torch.int64):
         raise ValueError(
             f"tokens must be (L,) or (B, L) integer ids, got {tuple(tokens.shape)} {tokens.dtype}"
@@ -216,6 +226,10 @@ def perturb_fraction(
         ``(perturbed batch (B, L), mask (B,) bool)``; rows where the mask is False are
         unchanged copies.
     """
+    checks.check_number(fraction, "fraction", minimum=0.0, maximum=1.0)
+    checks.check_int(n_ops, "n_ops", minimum=0)
+    checks.check_int(vocab_size, "vocab_size", minimum=2)
+    checks.check_int(pad_id, "pad_id")
     if not 0 <= fraction <= 1:
         raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
     if batch.dim() != 2:
@@ -266,6 +280,8 @@ def load_tinystories(
     Returns:
         A list of stories, stripped of surrounding whitespace, empty ones dropped.
     """
+    checks.check_choice(split, "split", ("train", "validation"))
+    checks.check_int(n, "n", minimum=1, allow_none=True)
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
         raise ValueError(f"n must be a non-negative int or None, got {n!r}")
     if path is None:

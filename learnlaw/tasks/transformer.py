@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from learnlaw.core import checks
+
 __all__ = ["TransformerConfig", "Transformer", "RMSLayerNorm", "sequence_loss", "count_params"]
 
 ATTN_SCALES = ("d_model", "head_dim")
@@ -221,6 +223,7 @@ def sequence_loss(logits: Tensor, targets: Tensor, pad_id: int) -> Tensor:
     Returns:
         ``(B,)`` per-sequence losses (``reduction="none"``).
     """
+    checks.check_int(pad_id, "pad_id")
     if logits.dim() != 3 or targets.shape != logits.shape[:2]:
         raise ValueError(
             f"sequence_loss expects logits (B, L, V) and targets (B, L); got "

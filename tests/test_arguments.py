@@ -1,0 +1,500 @@
+"""Every public function refuses a wrong scalar argument with a learnlaw error, never torch's.
+
+For each function in ``learnlaw.__all__`` that takes a scalar argument (an int, a float, a bool
+or a string choice), each such argument is replaced by a value of the wrong type (a string, a
+tensor, a float for an int, ...) and, where the argument has a range, by a value out of it. The
+call must raise ``TypeError``/``ValueError`` whose traceback ends in learnlaw's code, with a
+message that names the argument. ``test_every_scalar_argument_is_covered`` keeps the table
+complete: a new public function or argument must be added here (or exempted, with the reason).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+import torch
+
+import learnlaw
+
+LEARNLAW = Path(learnlaw.__file__).resolve().parent
+POLICY = torch.full((30, 256), 1 / 256)  # what a caller may pass for steps by mistake
+
+
+@pytest.fixture(scope="module")
+def env():
+    task = learnlaw.perceptron_task(dim=4, n_train=8, n_desired=4, n_test=4)
+    policy = learnlaw.uniform_policy(3, 8)
+    return {"task": task, "policy": policy, "curve": torch.tensor([3.0, 2.0, 1.0])}
+
+
+def _plain(fn):
+    return lambda e, **kw: fn(**kw)
+
+
+def _with_task(fn, *names):
+    return lambda e, **kw: fn(*(e[n] for n in names), **kw)
+
+
+def _enter(e, **kw):
+    with learnlaw.matmul_precision(**kw):
+        pass
+
+
+L = learnlaw
+# name → (call, valid keyword arguments, {argument: kind}); kinds: "int", "int+" (≥ 1),
+# "int0" (≥ 0), "steps", "num" (any real), "num+" (> 0), "num0" (≥ 0), "lr", "frac" (in
+# [0, 1]), "factor" (> 1 or None), "bool", ("choice", valid), "int+?"/"num0?" (None allowed)
+TABLE = {
+    "train": (
+        _with_task(L.train, "task", "policy"),
+        dict(lr=0.1),
+        {
+            "lr": "lr",
+            "keep_params": "bool",
+            "progress": "bool",
+            "divergence_factor": "factor",
+            "tf32": "bool",
+        },
+    ),
+    "check_divergence": (
+        _plain(L.check_divergence),
+        dict(loss=1.0, step=1, lr=0.1, initial=1.0),
+        {"step": "int0", "lr": "lr", "factor": "factor"},
+    ),
+    "adjoint_sweep": (
+        _with_task(L.adjoint_sweep, "task", "policy"),
+        dict(lr=0.1),
+        {
+            "lr": "lr",
+            "checkpoint_every": "ckpt",
+            "track_test": "bool",
+            "progress": "bool",
+            "divergence_factor": "factor",
+            "tf32": "bool",
+        },
+    ),
+    "policy_gradient": (
+        _with_task(L.policy_gradient, "task", "policy"),
+        dict(lr=0.1),
+        {"lr": "lr", "checkpoint_every": "ckpt", "divergence_factor": "factor", "tf32": "bool"},
+    ),
+    "optimize_policy": (
+        _with_task(L.optimize_policy, "task"),
+        dict(steps=3, lr=0.1, outer_lr=0.1, epochs=1, progress=False),
+        {
+            "steps": "steps",
+            "lr": "lr",
+            "outer_lr": "lr",
+            "epochs": "int0",
+            "schedule": ("choice", "constant"),
+            "uniform_steps": "int0",
+            "checkpoint_dir": "path",
+            "checkpoint_every": "ckpt",
+            "resume": "bool",
+            "progress": "bool",
+            "divergence_factor": "factor",
+            "tf32": "bool",
+        },
+    ),
+    "online_policy": (
+        _with_task(L.online_policy, "task"),
+        dict(steps=3, lr=0.1),
+        {
+            "steps": "steps",
+            "lr": "lr",
+            "rule": ("choice", "relu"),
+            "keep_params": "bool",
+            "keep_contributions": "bool",
+            "progress": "bool",
+            "divergence_factor": "factor",
+        },
+    ),
+    "online_policy[power]": (
+        _with_task(L.online_policy, "task"),
+        dict(steps=3, lr=0.1, rule="power", power=2.0),
+        {"power": "num+"},
+    ),
+    "online_policy[quadratic]": (
+        _with_task(L.online_policy, "task"),
+        dict(steps=3, lr=0.1, rule="quadratic"),
+        {"cap": "cap", "iters": "int+", "tol": "num0"},
+    ),
+    "uniform_policy": (
+        _plain(L.uniform_policy),
+        dict(steps=3, n=8),
+        {"steps": "steps", "n": "int+"},
+    ),
+    "validate_policy": (
+        _with_task(L.validate_policy, "policy"),
+        {},
+        {"steps": "int+?", "n": "int+?", "atol": "num0?"},
+    ),
+    "project_simplex": (_with_task(L.project_simplex, "policy"), {}, {"max_iter": "int0"}),
+    "contributions": (_with_task(L.contributions, "task"), {}, {"split": ("choice", "desired")}),
+    "contribution_trajectory": (
+        lambda e, **kw: L.contribution_trajectory(
+            e["task"], e["task"].spec.flatten(e["task"].params0)[None], **kw
+        ),
+        {},
+        {"split": ("choice", "desired"), "block": "int+"},
+    ),
+    "run_contributions": (
+        _with_task(L.run_contributions, "task", "policy"),
+        dict(lr=0.1),
+        {"lr": "lr", "split": ("choice", "desired")},
+    ),
+    "learning_speeds": (
+        _with_task(L.learning_speeds, "task", "policy"),
+        dict(lr=0.1),
+        {"lr": "lr"},
+    ),
+    "learned_weight_ratios": (
+        lambda e, **kw: L.learned_weight_ratios(e["policy"], torch.ones(3, 8), **kw),
+        {},
+        {"threshold": "num0"},
+    ),
+    "reach_step": (_with_task(L.reach_step, "curve"), dict(level=1.5), {"level": "num"}),
+    "compression_ratio": (
+        _with_task(L.compression_ratio, "curve"),
+        dict(vocab_size=2),
+        {"vocab_size": "int2"},
+    ),
+    "kkt_report": (
+        lambda e, **kw: L.kkt_report(e["policy"], torch.zeros(3, 8), **kw),
+        {},
+        {"tol": "num0"},
+    ),
+    "fd_directional_derivative": (
+        lambda e, **kw: L.fd_directional_derivative(
+            e["task"], e["policy"], direction=torch.zeros(3, 8), **kw
+        ),
+        dict(lr=0.1),
+        {"lr": "lr", "eps": "num+"},
+    ),
+    "future_contributions": (
+        lambda e, **kw: L.future_contributions(torch.zeros(3, 8), **kw),
+        dict(lr=0.1),
+        {"lr": "lr"},
+    ),
+    "fit_scaling_law": (
+        lambda e, **kw: L.fit_scaling_law([1, 2, 3, 4, 5], [3.0, 2.0, 1.5, 1.3, 1.2], **kw),
+        {},
+        {"t0": "num0?", "L0": "num?"},
+    ),
+    "fit_scaling_laws": (
+        lambda e, **kw: L.fit_scaling_laws([1, 2, 3, 4, 5], [[3.0, 2.0, 1.5, 1.3, 1.2]], **kw),
+        {},
+        {"shared_L0": "bool", "t0": "num0?", "L0": "num?"},
+    ),
+    "compressed_bits_bound": (
+        _plain(L.compressed_bits_bound),
+        dict(auc_bits=10.0, n_symbols=5, vocab_size=4),
+        {"auc_bits": "num0", "n_symbols": "int0", "vocab_size": "int0"},
+    ),
+    "encode": (lambda e, **kw: L.encode(b"abc", **kw), {}, {"progress": "bool"}),
+    "compress": (lambda e, **kw: L.compress(b"abc", **kw), {}, {"progress": "bool"}),
+    "decompress": (lambda e, **kw: L.decompress(b"abc", **kw), {}, {"progress": "bool"}),
+    "prequential_code_length": (
+        lambda e, **kw: L.prequential_code_length(b"abc", **kw),
+        {},
+        {"progress": "bool"},
+    ),
+    "matmul_precision": (_enter, dict(tf32=False), {"tf32": "bool"}),
+    "sequence_loss": (
+        lambda e, **kw: L.sequence_loss(
+            torch.zeros(2, 3, 4), torch.zeros(2, 3, dtype=torch.long), **kw
+        ),
+        dict(pad_id=0),
+        {"pad_id": "int"},
+    ),
+    "generate_stories": (_plain(L.generate_stories), dict(n=2), {"n": "int0", "seed": "int"}),
+    "train_tokenizer": (
+        lambda e, **kw: L.train_tokenizer(["a b"], **kw),
+        dict(vocab_size=30),
+        {"vocab_size": "int2", "min_frequency": "int+"},
+    ),
+    "encode_sequences": (
+        lambda e, **kw: L.encode_sequences(None, ["a"], **kw),
+        dict(max_len=4),
+        {"max_len": "int+", "add_eos": "bool"},
+    ),
+    "perturb": (
+        lambda e, **kw: L.perturb(torch.ones(5, dtype=torch.long), **kw),
+        dict(vocab_size=10, pad_id=0),
+        {"n_ops": "int0", "vocab_size": "int2", "pad_id": "int", "min_len": "int+"},
+    ),
+    "perturb_fraction": (
+        lambda e, **kw: L.perturb_fraction(torch.ones(2, 5, dtype=torch.long), **kw),
+        dict(vocab_size=10, pad_id=0),
+        {"fraction": "frac", "n_ops": "int0", "vocab_size": "int2", "pad_id": "int"},
+    ),
+    "load_tinystories": (
+        lambda e, **kw: L.load_tinystories("/nonexistent", **kw),
+        {},
+        {"split": ("choice", "train"), "n": "int+?"},
+    ),
+    "perceptron_task": (
+        _plain(L.perceptron_task),
+        dict(dim=4, n_train=8, n_desired=4, n_test=4),
+        {
+            "dim": "int+",
+            "n_train": "int+",
+            "n_desired": "int+",
+            "n_test": "int+",
+            "seed": "int",
+            "train_std": "num+",
+            "desired_mean": "num",
+            "noisy": "num0",
+            "duplicates": "num0",
+            "combinations": "num0",
+            "easy": "num0",
+            "easy_margin": "num+",
+            "desired_noise": "num0",
+            "desired_pool": "int+?",
+        },
+    ),
+    "transformer_task": (
+        _plain(L.transformer_task),
+        {},
+        {
+            "n_train": "int+?",
+            "n_desired": "int+?",
+            "n_test": "int+?",
+            "max_len": "int+?",
+            "vocab_size": "int+?",
+            "d_model": "int+?",
+            "n_heads": "int+?",
+            "n_layers": "int+?",
+            "chunk_size": "int+?",
+            "perturb_fraction": "frac",
+            "n_ops": "int0",
+            "seed": "int",
+        },
+    ),
+    "block_policy": (
+        lambda e, **kw: L.block_policy(torch.zeros(2, 8), **kw),
+        dict(steps=4),
+        {"steps": "steps"},
+    ),
+    "feature_policy": (
+        lambda e, **kw: L.feature_policy(torch.zeros(1, 2), torch.zeros(8, 2), **kw),
+        dict(steps=4),
+        {"steps": "steps", "link": ("choice", "softmax"), "temperature": "num+"},
+    ),
+    "example_features": (
+        _with_task(L.example_features, "task"),
+        {},
+        {"grad_norm": "bool", "use_kinds": "bool", "standardize": "bool"},
+    ),
+    "trajectory_features": (
+        _with_task(L.trajectory_features, "task"),
+        dict(steps=3, lr=0.1, blocks=1),
+        {
+            "steps": "steps",
+            "lr": "lr",
+            "blocks": "int+",
+            "grad_norm": "bool",
+            "use_kinds": "bool",
+            "standardize": "bool",
+        },
+    ),
+    "fit_block_policy": (
+        _with_task(L.fit_block_policy, "task"),
+        dict(steps=3, lr=0.1, blocks=1, outer_lr=0.1, epochs=1, progress=False),
+        {
+            "steps": "steps",
+            "lr": "lr",
+            "blocks": "int+",
+            "outer_lr": "lr",
+            "epochs": "int0",
+            "schedule": ("choice", "constant"),
+            "validation_seed": "int",
+            "patience": "int+?",
+            "track_test": "bool",
+            "checkpoint_every": "ckpt",
+            "progress": "bool",
+            "tf32": "bool",
+        },
+    ),
+    "fit_feature_policy": (
+        _with_task(L.fit_feature_policy, "task"),
+        dict(steps=3, lr=0.1, epochs=1, progress=False),
+        {
+            "steps": "steps",
+            "lr": "lr",
+            "blocks": "int+",
+            "link": ("choice", "softmax"),
+            "temperature": "num+",
+            "outer_lr": "lr",
+            "epochs": "int0",
+            "optimizer": ("choice", "adam"),
+            "schedule": ("choice", "constant"),
+            "validation_seed": "int",
+            "patience": "int+?",
+            "track_test": "bool",
+            "checkpoint_every": "ckpt",
+            "progress": "bool",
+            "tf32": "bool",
+        },
+    ),
+    "select_lr": (
+        lambda e, **kw: L.select_lr(e["task"], lambda t, lr: None, [0.1], **kw),
+        {},
+        {"n_holdout": "int+?", "holdout_seed": "int", "criterion": ("choice", "auc")},
+    ),
+    "tune_lr": (
+        lambda e, **kw: L.tune_lr(lambda lr: None, [0.1], **kw),
+        {},
+        {"criterion": ("choice", "auc"), "split": ("choice", "test")},
+    ),
+    "validation_task": (
+        _with_task(L.validation_task, "task"),
+        {},
+        {"n_holdout": "int+?", "seed": "int"},
+    ),
+    "importance_policy": (
+        _with_task(L.importance_policy, "task"),
+        dict(steps=3),
+        {"steps": "steps", "exponent": "num0"},
+    ),
+    "importance_weights": (_with_task(L.importance_weights, "task"), {}, {"exponent": "num0"}),
+    "uniform_baseline": (_with_task(L.uniform_baseline, "task"), dict(steps=3), {"steps": "steps"}),
+}
+
+# scalar arguments that are not checked here, and why
+EXEMPT = {
+    # learnlaw/analysis/cost.py is another module's (validated there, tested in test_cost.py)
+    "project_seconds": "*",
+    "task_costs": "*",
+    "transformer_costs": "*",
+    "check_divergence": {"what"},  # a free-form label of the message
+    "transformer_task": {
+        "device",
+        "corpus",
+        "scale",
+        "attn_scale",
+        "kernels",
+    },  # checked by torch / resolve
+    "perceptron_task": {"device", "kernels"},
+    "load_tinystories": {"path"},
+    "fit_scaling_law": {"refine"},  # bool or a string, validated by _refine_space
+    "fit_scaling_laws": {"refine", "criterion"},
+    "uniform_policy": {"device"},
+}
+
+INT_BAD = ["3", 2.5, True, POLICY]
+NUM_BAD = ["0.1", POLICY, True]
+RANGE_BAD = {
+    "int+": 0,
+    "int0": -1,
+    "int2": 1,
+    "steps": 0,
+    "num+": 0.0,
+    "num0": -1.0,
+    "lr": -0.1,
+    "frac": 1.5,
+    "factor": 0.5,
+    "int+?": 0,
+    "num0?": -1.0,
+    "ckpt": 0,
+    "cap": 0.5,
+}
+
+
+def _cases():
+    for fname, (_, _, args) in TABLE.items():
+        for arg, kind in args.items():
+            if isinstance(kind, tuple):
+                yield fname, arg, 3, TypeError
+                yield fname, arg, "no-such-" + str(kind[1]), ValueError
+                continue
+            if kind == "path":
+                yield fname, arg, 3, TypeError
+                yield fname, arg, POLICY, TypeError
+                continue
+            if kind == "bool":
+                bad = ["yes", 1, POLICY]
+            elif kind.startswith(("int", "steps", "ckpt")):
+                bad = INT_BAD + (["often"] if kind == "ckpt" else [])
+            else:
+                bad = NUM_BAD
+            for b in bad:
+                yield (
+                    fname,
+                    arg,
+                    b,
+                    TypeError if not isinstance(b, str) or kind != "ckpt" else ValueError,
+                )
+            if kind in RANGE_BAD:
+                yield fname, arg, RANGE_BAD[kind], ValueError
+
+
+def _label(v):
+    return f"tensor{tuple(v.shape)}" if isinstance(v, torch.Tensor) else repr(v)
+
+
+CASES = list(_cases())
+
+
+@pytest.mark.parametrize(
+    "fname,arg,bad,kind", CASES, ids=[f"{f}-{a}-{_label(b)}" for f, a, b, _ in CASES]
+)
+def test_a_wrong_scalar_argument_gets_a_learnlaw_error(env, fname, arg, bad, kind):
+    call, valid, _ = TABLE[fname]
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(env, **{**valid, arg: bad})
+    last = Path(str(info.traceback[-1].path)).resolve()
+    assert LEARNLAW in last.parents, f"raised from {last}, not from learnlaw: {info.value}"
+    assert arg in str(info.value) or arg.replace("_", " ") in str(info.value), str(info.value)
+
+
+def test_a_policy_passed_as_steps_names_the_mix_up(env):
+    with pytest.raises(
+        TypeError,
+        match=r"steps must be an int T ≥ 1.*tensor of shape \(30, 256\)"
+        r".*initial_policy=",
+    ):
+        L.optimize_policy(env["task"], POLICY, 0.1, 0.1, 1)
+
+
+def _scalar(annotation) -> bool:
+    a = str(annotation)
+    if any(
+        t in a
+        for t in (
+            "Tensor",
+            "Callable",
+            "Sequence",
+            "Iterable",
+            "tuple",
+            "list",
+            "dict",
+            "Task",
+            "Config",
+            "bytes",
+            "Data",
+            "Generator",
+        )
+    ):
+        return False
+    return any(t in a for t in ("int", "float", "bool", "str"))
+
+
+def test_every_scalar_argument_is_covered():
+    missing = []
+    for name in learnlaw.__all__:
+        fn = getattr(learnlaw, name)
+        if isinstance(fn, type) or not callable(fn):
+            continue
+        exempt = EXEMPT.get(name, set())
+        if exempt == "*":
+            continue
+        covered = {
+            a for key, (_, _, args) in TABLE.items() if key.split("[")[0] == name for a in args
+        }
+        for p in inspect.signature(fn).parameters.values():
+            if _scalar(p.annotation) and p.name not in covered and p.name not in exempt:
+                missing.append(f"{name}({p.name})")
+    assert not missing, f"add these to TABLE (or EXEMPT, with the reason): {missing}"
