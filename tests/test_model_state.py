@@ -56,7 +56,9 @@ def _with_running_stats(model: SmallCNN) -> SmallCNN:
 
 def test_dropout_in_training_mode_is_refused_naming_the_module_and_the_fix():
     torch.manual_seed(0)
-    with pytest.raises(ValueError, match=r"not deterministic.*drop \(Dropout\).*model\.eval\(\)"):
+    with pytest.raises(
+        ValueError, match=r"not deterministic.*Dropout \(module 'drop'\).*model\.eval\(\)"
+    ):
         cnn_task(SmallCNN(dropout=0.2))
 
 
@@ -65,7 +67,8 @@ def test_batchnorm_in_training_mode_is_refused_naming_the_module_and_the_fix():
     model = SmallCNN(batchnorm=True).double()
     stats = {n: b.clone() for n, b in model.named_buffers()}
     with pytest.raises(
-        ValueError, match=r"changes its buffers.*norm \(BatchNorm2d\).*model\.eval\(\).*LayerNorm"
+        ValueError,
+        match=r"changes its buffers.*BatchNorm2d \(module 'norm'\).*model\.eval\(\).*LayerNorm",
     ):
         cnn_task(model)
     for n, b in model.named_buffers():  # the check leaves the model as it found it
