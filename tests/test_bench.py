@@ -27,11 +27,23 @@ def test_quick_benchmark_lines(capsys):
         ("mlp", "autodiff", 8),
         ("mlp", "autodiff_rr", 1),
         ("mlp", "autodiff_rr", 8),
+        ("transformer", "autodiff", 1),
+        ("transformer", "autodiff_rr", 1),
     }
     for r in rows:
         # (times are printed rounded to 0.1 ms, the ratio from the unrounded times)
         assert r["ratio"] > 0
         assert abs(r["ratio"] - r["epoch_s"] / r["train_s"]) <= 0.1 * r["ratio"] + 0.01
+        # the counted floor (FlopCounterMode counts no matrix-vector product: none for the
+        # perceptron); a policy epoch is more than one plain run of FLOPs
+        if r["task"] == "perceptron":
+            assert r["flop_ratio"] is None and r["ratio_over_flop_ratio"] is None
+        else:
+            assert r["flop_ratio"] > 1
+            assert (
+                abs(r["ratio_over_flop_ratio"] - r["ratio"] / r["flop_ratio"])
+                <= 0.05 * (r["ratio_over_flop_ratio"]) + 0.01
+            )
         # θ_0 … θ_T stored, or T/k checkpoints plus one segment of k
         k, steps, p = r["checkpoint_every"], r["T"], r["P"]
         if k == 1:

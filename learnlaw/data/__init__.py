@@ -7,6 +7,10 @@ A chapter opened alone (on Colab, or copied into an empty folder) finds them her
 - ``scaling_grid.json``: the scaling chapter's seed sweep (``scripts/scaling_grid.sh seeds``);
 - ``bench_distributed.json``: the records of ``python -m learnlaw.bench --distributed --record
   FILE`` (one epoch on 1 and on 2 gloo processes) that the scale chapter quotes;
+- ``bench_autograd.json``: the record of ``python -m learnlaw.bench --vs-autograd --record FILE``
+  (the adjoint against autograd through the unrolled loop, time and peak memory against T), with
+  the unrolled Transformer's ``over_budget`` run and the Transformer's ``epoch_over_plain`` rows,
+  that the policy-search chapter plots;
 - ``results/<chapter>.json``: a snapshot of a chapter's headline numbers (and, for the
   perceptron, its loss curves), taken by ``scripts/snapshot_results.py`` from an execution at the
   chapter's default parameters. The landing page shows them; the chapter itself, run at those
