@@ -104,7 +104,7 @@ $(BIN)/python:
 # torch is pinned to the CPU wheel through a constraints file; pyproject.toml itself only asks
 # for torch>=2.3, so that a Colab runtime keeps its own torch.
 $(STAMP): pyproject.toml requirements/torch-cpu.txt | $(BIN)/python
-	$(BIN)/python -m pip install -c requirements/torch-cpu.txt -e ".[book,test]"
+	$(BIN)/python -m pip install -c requirements/torch-cpu.txt -e ".[book,test,hf]"
 	touch $(STAMP)
 
 install: $(STAMP)

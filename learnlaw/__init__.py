@@ -3,7 +3,8 @@
 The public API, by concept:
 
 * tasks: :class:`Task`, :func:`perceptron_task`, :func:`transformer_task` (with
-  :class:`Transformer`, :func:`generate_stories`, :func:`train_tokenizer`, :func:`perturb`)
+  :class:`Transformer`, :func:`generate_stories`, :func:`train_tokenizer`, :func:`perturb`);
+  your own Hugging Face causal LM: :func:`causal_lm_task` (``pip install "learnlaw[hf]"``)
 * policies: :func:`uniform_policy`, :func:`validate_policy`, :func:`project_simplex`
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
@@ -88,6 +89,7 @@ from learnlaw.policies.parametric import block_policy, feature_policy
 from learnlaw.policies.parametric_features import example_features, trajectory_features
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
 from learnlaw.policies.tuning import LrChoice, select_lr, tune_lr, validation_task
+from learnlaw.tasks.hf import causal_lm_task
 from learnlaw.tasks.lm_task import COLAB_SCALE, CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
 from learnlaw.tasks.perceptron import perceptron_task
 from learnlaw.tasks.stories import generate_stories
@@ -105,6 +107,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "transformer_task",
+    "causal_lm_task",
     "PRESETS",
     "PAPER_SCALE",
     "CPU_SCALE",

@@ -363,6 +363,12 @@ TABLE = {
     "uniform_baseline": (_with_task(L.uniform_baseline, "task"), dict(steps=3), {"steps": "steps"}),
 }
 
+TABLE["causal_lm_task"] = (
+    lambda e, **kw: L.causal_lm_task(None, None, None, None, **kw),
+    dict(pad_id=0),
+    {"pad_id": "int0", "chunk_size": "int+?", "eval_mode": "bool"},
+)
+
 # scalar arguments that are not checked here, and why
 EXEMPT = {
     # learnlaw/analysis/cost.py is another module's (validated there, tested in test_cost.py)
@@ -382,6 +388,7 @@ EXEMPT = {
     "fit_scaling_law": {"refine"},  # bool or a string, validated by _refine_space
     "fit_scaling_laws": {"refine", "criterion"},
     "uniform_policy": {"device"},
+    "causal_lm_task": {"name", "kernels"},  # a free-form label; kernels resolved by the Task
 }
 
 INT_BAD = ["3", 2.5, True, POLICY]
