@@ -9,7 +9,7 @@ A chapter opened alone (on Colab, or copied into an empty folder) finds them her
   FILE`` (one epoch on 1 and on 2 gloo processes) that the scale chapter quotes;
 - ``bench_autograd.json``: the record of ``python -m learnlaw.bench --vs-autograd --record FILE``
   (the adjoint against autograd through the unrolled loop, time and peak memory against T), with
-  the unrolled Transformer's ``over_budget`` run and the Transformer's ``epoch_over_plain`` rows,
+  the unrolled baseline's ``over_budget`` runs and the Transformer's ``epoch_over_plain`` rows,
   that the policy-search chapter plots;
 - ``results/<chapter>.json``: a snapshot of a chapter's headline numbers (and, for the
   perceptron, its loss curves), taken by ``scripts/snapshot_results.py`` from an execution at the
