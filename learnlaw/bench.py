@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -156,18 +157,12 @@ def _flop_ratio(task, steps: int, kernel: str, checkpoint_every) -> float | None
     """
     from learnlaw.analysis.cost import task_costs
 
-    try:
-        costs = task_costs(
-            task,
-            steps,
-            kernels=(kernel,),
-            checkpoint_every=checkpoint_every,
-            track_test=False,
-            peaks=False,
-        )
-    except ZeroDivisionError:  # task_costs divides by a plain run of 0 counted FLOPs
-        return None
-    return costs["epoch_over_plain"][kernel]
+    costs = task_costs(
+        task, steps, kernels=(kernel,), checkpoint_every=checkpoint_every, track_test=False,
+        peaks=False,
+    )  # fmt: skip
+    ratio = costs["epoch_over_plain"][kernel]
+    return None if math.isnan(ratio) else ratio  # nan: a plain run of 0 counted FLOPs
 
 
 def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool = False) -> dict:

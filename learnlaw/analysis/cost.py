@@ -395,7 +395,7 @@ def task_costs(
             + counts["reverse_steps"] * reverse_step[name]
             + counts["desired_grads"] * desired_grad
         )
-        over[name] = epoch[name] / plain_run
+        over[name] = epoch[name] / plain_run if plain_run else math.nan  # mv counts 0
         rev_over[name] = reverse_step[name] / train_step if train_step else math.nan
     itemsize = theta.element_size()
     p = task.n_params
