@@ -29,11 +29,11 @@ CHAPTER = ROOT / "book" / "transformer.ipynb"
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
-def _papermill(out: Path, env: dict, *params: str, timeout: int = 1500) -> None:
+def _papermill(out: Path, env: dict, params: dict, timeout: int = 1500) -> None:
     cmd = [sys.executable, "-m", "papermill", str(CHAPTER), str(out), "--cwd", str(CHAPTER.parent)]
     cmd += ["--no-progress-bar", "-k", "python3"]
-    for p in params:
-        cmd += ["-p", *p.split("=", 1)]
+    for name, value in params.items():
+        cmd += ["-y", json.dumps({name: value})]  # JSON is YAML: lists and None pass as such
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, (
         f"{CHAPTER.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -60,7 +60,7 @@ def test_transformer_chapter_at_its_defaults_on_avx2_kernels_and_two_threads(tmp
     if _capability(env) != "AVX2":
         pytest.skip(f"this CPU cannot run torch's AVX2 kernels (capability {_capability(env)!r})")
     results_path = tmp_path / "transformer.json"
-    _papermill(tmp_path / "out.ipynb", env, "cpu_threads=2", f"results_path={results_path}")
+    _papermill(tmp_path / "out.ipynb", env, {"cpu_threads": 2, "results_path": str(results_path)})
     results = json.loads(results_path.read_text())
     assert results["platform"]["cpu_capability"] == "AVX2"
     snap = data.snapshot("transformer")
@@ -75,18 +75,14 @@ def test_transformer_chapter_at_its_defaults_on_avx2_kernels_and_two_threads(tmp
 
 def test_transformer_chapter_search_resumes_from_its_checkpoint_dir(tmp_path):
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    small = ["n_train=32", "n_desired=8", "n_test=16", "steps=20", "epochs=2"]
+    # the chapter's own small parameters (those of the Colab-style test), with 2 epochs
+    small = {**json.loads(CHAPTER.read_text())["metadata"]["learnlaw"]["colab_smoke"], "epochs": 2}
     ckdir = tmp_path / "search"
     runs = []
     for i in range(2):
         res = tmp_path / f"r{i}.json"
-        _papermill(
-            tmp_path / f"out{i}.ipynb",
-            env,
-            *small,
-            f"checkpoint_dir={ckdir}",
-            f"results_path={res}",
-        )
+        params = {**small, "checkpoint_dir": str(ckdir), "results_path": str(res)}
+        _papermill(tmp_path / f"out{i}.ipynb", env, params)
         runs.append((json.loads(res.read_text()), _outputs(tmp_path / f"out{i}.ipynb")))
     assert any(ckdir.glob("state*.pt"))
     assert f"search state in {ckdir}: new" in runs[0][1]
