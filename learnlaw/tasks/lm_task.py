@@ -62,11 +62,12 @@ COLAB_SCALE = dict(
     lr=0.5, steps=400, outer_lr=0.4, epochs=3,
 )
 """A setting for a free Colab T4 GPU (16 GB), between ``cpu`` and ``paper``: the paper's L = 64
-and chunks of 512, P = 234,112. Sized by counted FLOPs, not by a run: the Transformer chapter at
-this preset (conventional run, 3 policy epochs, the step-size tuning and the SIM analysis) is
-1.9e15 FLOP by ``learnlaw.analysis.cost.transformer_costs``, 13 minutes at an ASSUMED 30 % of the
-T4's 8.1 TFLOP/s float32 peak (its datasheet); one reverse-step chunk peaks at 1.8 GB counted on
-the meta device. ``lr`` is the CPU chapter's 0.5, not tuned at this size: in 12 uniform steps at
+and chunks of 512, P = 234,112. Sized by counted FLOPs, not by a run: the Transformer chapter
+at this preset (conventional run, 3 policy epochs, the step-size tuning and the SIM analysis)
+is 1.9e15 FLOP by ``learnlaw.analysis.cost.transformer_costs``, 13 minutes at an ASSUMED 30 %
+of the T4's 8.1 TFLOP/s float32 peak (its datasheet); one 512-sequence chunk's reverse step
+peaks at 1.8 GB (double backward, the ``"auto"`` kernel; 2.6 GB with the jvp), counted on the
+meta device. ``lr`` is the CPU chapter's 0.5, not tuned at this size: in 12 uniform steps at
 this size on a CPU, η = 0.3 lowered the desired loss from 7.08 to 6.18 nats, η = 1 to 5.36 and
 then rose (5.43 at step 12). ``outer_lr`` is the paper's ε for J/T, not tuned either."""
 # fmt: on
