@@ -45,7 +45,8 @@ def _enter(e, **kw):
 L = learnlaw
 # name → (call, valid keyword arguments, {argument: kind}); kinds: "int", "int+" (≥ 1),
 # "int0" (≥ 0), "steps", "num" (any real), "num+" (> 0), "num0" (≥ 0), "lr", "frac" (in
-# [0, 1]), "factor" (> 1 or None), "bool", ("choice", valid), "int+?"/"num0?" (None allowed)
+# [0, 1]), "frac+" (in (0, 1]), "factor" (> 1 or None), "bool", ("choice", valid),
+# "int+?"/"num0?" (None allowed)
 TABLE = {
     "train": (
         _with_task(L.train, "task", "policy"),
@@ -363,6 +364,32 @@ TABLE = {
     "uniform_baseline": (_with_task(L.uniform_baseline, "task"), dict(steps=3), {"steps": "steps"}),
 }
 
+TINY_TRANSFORMER = dict(
+    n_train=4, n_desired=2, n_test=2, max_len=4, vocab_size=8, d_model=4, n_heads=1, n_layers=1,
+    chunk_size=None, steps=3, peaks=False,
+)  # fmt: skip
+TABLE["project_seconds"] = (
+    _plain(L.project_seconds),
+    dict(flops=1e12, tflops=8.1),
+    {"flops": "num0", "tflops": "num+", "sustained_fraction": "frac+"},
+)
+TABLE["task_costs"] = (
+    _with_task(L.task_costs, "task"),
+    dict(steps=3, kernels=(), peaks=False),
+    {"steps": "steps", "checkpoint_every": "ckpt", "track_test": "bool", "peaks": "bool"},
+)
+TABLE["transformer_costs"] = (
+    _plain(L.transformer_costs),
+    TINY_TRANSFORMER,
+    {
+        **{k: "int+" for k in TINY_TRANSFORMER if k not in ("chunk_size", "steps", "peaks")},
+        "chunk_size": "int+?",
+        "steps": "steps",
+        "checkpoint_every": "ckpt",
+        "track_test": "bool",
+        "peaks": "bool",
+    },
+)
 TABLE["causal_lm_task"] = (
     lambda e, **kw: L.causal_lm_task(None, None, None, None, **kw),
     dict(pad_id=0),
@@ -371,10 +398,6 @@ TABLE["causal_lm_task"] = (
 
 # scalar arguments that are not checked here, and why
 EXEMPT = {
-    # learnlaw/analysis/cost.py is another module's (validated there, tested in test_cost.py)
-    "project_seconds": "*",
-    "task_costs": "*",
-    "transformer_costs": "*",
     "check_divergence": {"what"},  # a free-form label of the message
     "transformer_task": {
         "device",
@@ -407,6 +430,7 @@ RANGE_BAD = {
     "num0?": -1.0,
     "ckpt": 0,
     "cap": 0.5,
+    "frac+": 0.0,
 }
 
 

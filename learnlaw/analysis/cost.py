@@ -42,6 +42,13 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from learnlaw.core.adjoint import resolve_checkpointing
+from learnlaw.core.checks import (
+    check_bool,
+    check_checkpoint_every,
+    check_int,
+    check_number,
+    check_steps,
+)
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.task import Task
 from learnlaw.tasks.transformer import Transformer, TransformerConfig, sequence_loss
@@ -363,6 +370,10 @@ def task_costs(
         ``checkpoint_bytes`` (the stored θ's) and ``trajectory_bytes`` (checkpoints plus
         one recomputed segment, :attr:`~learnlaw.core.adjoint.Sweep.stored_floats`).
     """
+    steps = check_steps(steps)
+    check_checkpoint_every(checkpoint_every)
+    check_bool(track_test, "track_test")
+    check_bool(peaks, "peaks")
     kernels = tuple(kernels)
     theta = task.spec.flatten(task.params0).detach()
     opts = dict(dtype=theta.dtype, device=theta.device)
@@ -481,6 +492,8 @@ def transformer_costs(
         n_layers=n_layers,
         chunk_size=chunk_size,
     )
+    for name, value in sizes.items():
+        check_int(value, name, minimum=1, allow_none=name == "chunk_size")
     task = meta_transformer_task(**sizes, dtype=dtype)
     out = task_costs(task, steps, kernels, checkpoint_every, track_test, peaks)
     out["sizes"] = sizes
@@ -502,12 +515,12 @@ def project_seconds(
     Example:
         >>> project_seconds(1.35e17, GPU_FP32_PEAK_TFLOPS["H200"])  # one paper policy epoch
     """
-    if not (tflops > 0 and 0 < sustained_fraction <= 1):
-        raise ValueError(
-            f"tflops must be > 0 and sustained_fraction in (0, 1], got {tflops}, "
-            f"{sustained_fraction}"
-        )
-    return float(flops) / (tflops * 1e12 * sustained_fraction)
+    flops = check_number(flops, "flops", minimum=0)
+    tflops = check_number(tflops, "tflops", minimum=0, strict=True)
+    sustained_fraction = check_number(
+        sustained_fraction, "sustained_fraction", minimum=0, maximum=1, strict=True
+    )
+    return flops / (tflops * 1e12 * sustained_fraction)
 
 
 def transformer_forward_flops(
