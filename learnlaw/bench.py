@@ -363,15 +363,15 @@ def measure_one(
     dev = torch.device(device)
     task = _build(case, kwargs, getattr(torch, dtype), dev)
 
-    def run(t: int):
+    def run(t: int, budget_gb: float | None = memory_budget_gb):
         policy = uniform_policy(t, task.n_train, dtype=task.dtype, device=dev)
         if method == "adjoint":
             return policy_gradient(task, policy, lr, checkpoint_every="auto")
         if method == "autograd":
-            return unrolled_policy_gradient(task, policy, lr, memory_budget_gb=memory_budget_gb)
+            return unrolled_policy_gradient(task, policy, lr, memory_budget_gb=budget_gb)
         raise ValueError(f"method must be 'adjoint' or 'autograd', got {method!r}")
 
-    run(min(steps, 2))  # warm-up
+    run(min(steps, 2), None)  # warm-up (two steps, outside the budget: the measurement has it)
     row = dict(case=case, method=method, T=steps, N=task.n_train, P=task.n_params)
     row.update(dtype=dtype, device=str(dev), status="ok", memory_budget_gb=memory_budget_gb)
     best, grad = float("inf"), None

@@ -110,8 +110,11 @@ def unrolled_policy_gradient(
     ``torch.autograd.grad(..., create_graph=True)`` and differentiated by one ``backward()``.
     Memory: every step's graph (its forward activations and the backward that makes ∇L_{γ_t})
     is held until the end, O(T · per-step graph); time: about one forward, one backward and one
-    double backward per step. After every step the memory growth since the call started (RSS
-    on a CPU, ``torch.cuda.memory_allocated`` on CUDA) is compared with the budget.
+    double backward per step. After every step the memory held since the call started is
+    compared with the budget: the larger of the growth of the RSS on a CPU
+    (``torch.cuda.memory_allocated`` on CUDA) and the bytes of the tensors the graph saved for
+    the backward (counted by ``torch.autograd.graph.saved_tensors_hooks``; the RSS alone misses
+    what malloc serves from memory a long-running process already holds).
 
     Args:
         task: the task (its model, ``params0`` and splits; ``chunk_size`` is ignored: one batch).
@@ -139,14 +142,25 @@ def unrolled_policy_gradient(
     names = list(task.params0)
     params = {k: v.detach().clone().requires_grad_(True) for k, v in task.params0.items()}
     J = torch.zeros((), dtype=task.dtype, device=device)
-    for t in range(steps):
-        loss = (gamma[t] * task.per_example_loss(params, x, y)).sum()
-        grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=True)
-        params = {k: params[k] - lr * g for k, g in zip(names, grads)}
-        J = J + task.per_example_loss(params, xd, yd).mean()
-        if budget is not None:
-            used = _memory_now(device) - start
-            if used > budget:
-                raise MemoryBudgetError(t + 1, steps, used, budget)
+    saved: dict[int, int] = {}  # storage address → bytes, of every tensor the graph saved
+    held = {t.untyped_storage().data_ptr() for t in (x, y, xd, yd, gamma, *params.values())}
+
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in held:  # the data, γ and θ₀ are there before the loop
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        for t in range(steps):
+            loss = (gamma[t] * task.per_example_loss(params, x, y)).sum()
+            grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=True)
+            params = {k: params[k] - lr * g for k, g in zip(names, grads)}
+            J = J + task.per_example_loss(params, xd, yd).mean()
+            if budget is not None:
+                # RSS alone can miss growth that malloc serves from memory already resident
+                used = max(_memory_now(device) - start, sum(saved.values()))
+                if used > budget:
+                    raise MemoryBudgetError(t + 1, steps, used, budget)
     J.backward()
     return float(J.detach()), gamma.grad
