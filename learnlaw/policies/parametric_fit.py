@@ -108,36 +108,15 @@ def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple
     )
 
 
-def _fit(
-    task: Task,
-    steps: int,
-    lr: float,
-    phi: Tensor,
-    to_policy: Callable[[Tensor], Tensor],
-    pullback: Callable[[Tensor, Tensor], Tensor],
-    update: Callable[[Tensor, Tensor, int], Tensor],
-    *,
-    epochs: int,
-    validation,
-    validation_seed: int,
-    patience: int | None,
-    track_test: bool,
-    checkpoint_every,
-    progress: bool,
-    family: str,
-    tf32: bool,
-) -> tuple[Tensor, list[dict], int, Run, Run, float]:
+def _fit(*args, epochs: int, patience: int | None, tf32: bool, **kwargs):
+    """:func:`_fit_loop` after its argument checks, under ``matmul_precision(tf32)`` (the policy
+    maps and pullbacks; the runs pass ``tf32`` on themselves)."""
     _check_int("epochs", epochs, 0)
     if patience is not None:
         _check_int("patience", patience, 1)
     check_tf32(tf32)
-    with matmul_precision(tf32):  # the policy maps and pullbacks; the runs pass tf32 on
-        return _fit_loop(
-            task, steps, lr, phi, to_policy, pullback, update,
-            epochs=epochs, validation=validation, validation_seed=validation_seed,
-            patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
-            progress=progress, family=family, tf32=tf32,
-        )  # fmt: skip
+    with matmul_precision(tf32):
+        return _fit_loop(*args, epochs=epochs, patience=patience, tf32=tf32, **kwargs)
 
 
 def _fit_loop(
