@@ -6,6 +6,7 @@ The public API, by concept:
   :class:`Transformer`, :func:`generate_stories`, :func:`train_tokenizer`, :func:`perturb`);
   your own Hugging Face causal LM: :func:`causal_lm_task` (``pip install "learnlaw[hf]"``)
 * policies: :func:`uniform_policy`, :func:`validate_policy`, :func:`project_simplex`
+* step-size schedules (constant, linear, cosine, with warm-up): :func:`classic_schedule`
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
 * policy search: :func:`optimize_policy`; from the command line, on one process or under
@@ -88,6 +89,7 @@ from learnlaw.policies.online import ONLINE_RULES, OnlineResult, online_policy
 from learnlaw.policies.parametric import block_policy, feature_policy
 from learnlaw.policies.parametric_features import example_features, trajectory_features
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
+from learnlaw.policies.schedules import classic_schedule
 from learnlaw.policies.tuning import LrChoice, select_lr, tune_lr, validation_task
 from learnlaw.tasks.hf import causal_lm_task
 from learnlaw.tasks.lm_task import COLAB_SCALE, CPU_SCALE, PAPER_SCALE, PRESETS, transformer_task
@@ -181,6 +183,7 @@ __all__ = [
     "ONLINE_RULES",
     "OnlineResult",
     "online_policy",
+    "classic_schedule",
     "LrChoice",
     "select_lr",
     "tune_lr",

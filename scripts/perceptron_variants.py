@@ -22,7 +22,7 @@ all) and one change:
   therefore not the chapter's paper-setting task: same sizes, other desired and test draws;
 * ``holdout``: the search sees 384 of the 512 desired examples; the other 128 choose the epoch
   to stop at (early stopping), and the chosen policy is evaluated on the test set;
-* ``entropy``, ``smoothness``: a regulariser on γ (learnlaw.analysis.experiments) added to J;
+* ``entropy``, ``smoothness``: a regulariser on γ (learnlaw.analysis.penalties) added to J;
 * ``noisy``: 10% of the training labels flipped (the paper's data have none);
 * ``noisy+K=4096``: both;
 * ``K=4096 long``: K = 4096 with 1000 epochs at a constant ε = 1e-4 (does a longer search
@@ -49,12 +49,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from learnlaw.analysis.experiments import (  # noqa: E402
-    entropy_penalty,
-    evaluate_policy,
-    holdout_split,
-    smoothness_penalty,
-)
+from learnlaw.analysis.evaluation import evaluate_policy, holdout_split  # noqa: E402
+from learnlaw.analysis.penalties import entropy_penalty, smoothness_penalty  # noqa: E402
 from learnlaw.core.optimize import optimize_policy  # noqa: E402
 from learnlaw.core.policy import uniform_policy  # noqa: E402
 from learnlaw.core.training import train  # noqa: E402

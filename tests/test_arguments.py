@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import learnlaw
+from learnlaw.analysis import paired
 
 LEARNLAW = Path(learnlaw.__file__).resolve().parent
 POLICY = torch.full((30, 256), 1 / 256)  # what a caller may pass for steps by mistake
@@ -362,6 +363,33 @@ TABLE = {
     ),
     "importance_weights": (_with_task(L.importance_weights, "task"), {}, {"exponent": "num0"}),
     "uniform_baseline": (_with_task(L.uniform_baseline, "task"), dict(steps=3), {"steps": "steps"}),
+    "classic_schedule": (
+        _plain(L.classic_schedule),
+        dict(kind="cosine", steps=4, lr=0.1),
+        {
+            "kind": ("choice", "cosine"),
+            "steps": "steps",
+            "lr": "lr",
+            "warmup": "frac",
+            "final": "frac",
+        },
+    ),
+    # learnlaw.analysis.paired (not in learnlaw.__all__; its scalar arguments are checked alike)
+    "paired_ratio": (
+        lambda e, **kw: paired.paired_ratio([2.0, 3.0], [1.0, 1.5], **kw),
+        {},
+        {"confidence": "frac+"},
+    ),
+    "time_to_target": (
+        _with_task(paired.time_to_target, "curve"),
+        dict(target=1.5),
+        {"target": "num"},
+    ),
+    "beats": (
+        lambda e, **kw: paired.beats((1.1, 1.3), [0.9, 0.8], **kw),
+        {},
+        {"threshold": "num+"},
+    ),
 }
 
 TINY_TRANSFORMER = dict(
@@ -411,6 +439,7 @@ EXEMPT = {
     "fit_scaling_law": {"refine"},  # bool or a string, validated by _refine_space
     "fit_scaling_laws": {"refine", "criterion"},
     "uniform_policy": {"device"},
+    "classic_schedule": {"device"},  # checked by torch
     "causal_lm_task": {"name", "kernels"},  # a free-form label; kernels resolved by the Task
 }
 

@@ -1,4 +1,4 @@
-"""learnlaw.analysis.experiments: regularisers (finite differences), holdout split, evaluation, SIM fit."""
+"""learnlaw.analysis: regularisers (finite differences), holdout split, evaluation, SIM fit."""
 
 import math
 
@@ -7,15 +7,10 @@ import pytest
 import torch
 
 import learnlaw as ll
-from learnlaw.analysis.experiments import (
-    entropy_penalty,
-    evaluate_policy,
-    fit_sim_cr,
-    holdout_split,
-    kind_weight_shares,
-    law_diagnostics,
-    smoothness_penalty,
-)
+from learnlaw.analysis.diagnostics import kind_weight_shares, law_diagnostics
+from learnlaw.analysis.evaluation import evaluate_policy, holdout_split
+from learnlaw.analysis.penalties import entropy_penalty, smoothness_penalty
+from learnlaw.analysis.sim_fit import fit_sim_cr
 
 F64 = torch.float64
 
