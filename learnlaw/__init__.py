@@ -6,6 +6,7 @@ The public API, by concept:
   :class:`Transformer`, :func:`generate_stories`, :func:`train_tokenizer`, :func:`perturb`);
   your own Hugging Face causal LM: :func:`causal_lm_task` (``pip install "learnlaw[hf]"``)
 * policies: :func:`uniform_policy`, :func:`validate_policy`, :func:`project_simplex`
+  (controls: :func:`replay_policy`, :func:`random_sparse_policy`; ``online_policy(control=)``)
 * step-size schedules (constant, linear, cosine, with warm-up): :func:`classic_schedule`
 * training: :func:`train` → :class:`Run`
 * the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
@@ -84,6 +85,12 @@ from learnlaw.policies.baselines import (
     importance_weights,
     uniform_baseline,
     union_task,
+)
+from learnlaw.policies.controls import (
+    CONTROLS,
+    ReplayResult,
+    random_sparse_policy,
+    replay_policy,
 )
 from learnlaw.policies.online import ONLINE_RULES, OnlineResult, online_policy
 from learnlaw.policies.parametric import block_policy, feature_policy
@@ -183,6 +190,10 @@ __all__ = [
     "ONLINE_RULES",
     "OnlineResult",
     "online_policy",
+    "CONTROLS",
+    "ReplayResult",
+    "replay_policy",
+    "random_sparse_policy",
     "classic_schedule",
     "LrChoice",
     "select_lr",

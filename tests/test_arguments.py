@@ -107,6 +107,7 @@ TABLE = {
             "steps": "steps",
             "lr": "lr",
             "rule": ("choice", "relu"),
+            "control": ("choice", "direction"),
             "keep_params": "bool",
             "keep_contributions": "bool",
             "progress": "bool",
@@ -122,6 +123,23 @@ TABLE = {
         _with_task(L.online_policy, "task"),
         dict(steps=3, lr=0.1, rule="quadratic"),
         {"cap": "cap", "iters": "int+", "tol": "num0"},
+    ),
+    "replay_policy": (
+        _with_task(L.replay_policy, "task", "policy"),
+        dict(lr=0.1),
+        {
+            "lr": "lr",
+            "control": ("choice", "direction"),
+            "keep_params": "bool",
+            "progress": "bool",
+            "divergence_factor": "factor",
+            "tf32": "bool",
+        },
+    ),
+    "random_sparse_policy": (
+        _with_task(L.random_sparse_policy, "policy"),
+        dict(seed=0),
+        {"seed": "int0"},
     ),
     "uniform_policy": (
         _plain(L.uniform_policy),

@@ -6,6 +6,13 @@ training examples (their local learning speeds, :func:`learnlaw.contributions`),
 search, no adjoint sweep: the policy is built while training, and ``train(task, policy, lr)``
 replays the same run.
 
+With ``control="direction"`` or ``"length"`` the rule still picks γ_t at θ_t, but the step is
+norm-matched to the uniform row's (:mod:`learnlaw.policies.controls`): the rule's direction at
+the uniform step's length, or the uniform direction at the rule's length. That separates the
+DIRECTION of a rule's update from its LENGTH; ``train`` then no longer replays the run
+(``replay_policy(task, policy, lr, control)`` does), and ``step_norms`` records
+[‖d_rule‖, ‖d_uni‖] per step.
+
 What the optimal policy satisfies, and what each rule keeps of it
 ------------------------------------------------------------------
 For the AUC J = Σ_{t=1}^T L_dsr(θ_t), the adjoint gives ∂J/∂γ_{t,n} = −η ∇l_n(θ_t)·a_{t+1} with
@@ -95,6 +102,7 @@ from learnlaw.core.training import (
     check_lr,
     raise_if_diverged,
 )
+from learnlaw.policies.controls import check_control, controlled_step, step_pair
 
 __all__ = ["ONLINE_RULES", "OnlineResult", "online_policy", "project_capped_simplex"]
 
@@ -108,11 +116,20 @@ class OnlineResult:
 
     Attributes:
         policy: γ, ``(T, N)``, the rows the rule chose (γ_t from the contributions at θ_t).
-        run: the training run under ``policy`` — the same curves as ``train(task, policy, lr)``.
+        run: the training run. Without a control, the same curves as
+            ``train(task, policy, lr)``; under a control it is the controlled run, which
+            ``train`` does NOT reproduce (``replay_policy(task, policy, lr, control)`` does).
         rule: the rule's name.
         rule_params: its parameters, defaults filled in.
         contributions: ``(T, N)`` CT_{t,n} at θ_t, if ``keep_contributions=True``, else ``None``.
         inner_iters: ``(T,)`` projected-gradient iterations used per step (``"quadratic"`` only).
+        control: ``None``, ``"direction"`` or ``"length"``
+            (:mod:`learnlaw.policies.controls`).
+        step_norms: ``(T, 2)`` [‖d_rule‖, ‖d_uni‖] at the run's θ_t, d_rule = Σ_n γ_{t,n}
+            ∇l_n(θ_t) and d_uni the uniform row's; ``None`` without a control.
+        step_scale: ``(T,)`` the factor applied to the kept direction (‖d_uni‖/‖d_rule‖ for
+            ``"direction"``, ‖d_rule‖/‖d_uni‖ for ``"length"``, 0 for a degenerate step);
+            ``None`` without a control.
     """
 
     policy: Tensor
@@ -121,6 +138,9 @@ class OnlineResult:
     rule_params: dict = field(default_factory=dict)
     contributions: Tensor | None = None
     inner_iters: Tensor | None = None
+    control: str | None = None
+    step_norms: Tensor | None = None
+    step_scale: Tensor | None = None
 
 
 # -- rule parameters ---------------------------------------------------------------------------
@@ -343,6 +363,7 @@ def online_policy(
     rule: str = "relu",
     *,
     desired: tuple[Tensor, Tensor] | None = None,
+    control: str | None = None,
     keep_params: bool = False,
     keep_contributions: bool = False,
     progress: bool = False,
@@ -370,6 +391,16 @@ def online_policy(
         rule: one of :data:`ONLINE_RULES`.
         desired: ``(inputs, targets)`` to measure CT on instead of ``task.desired`` (e.g. the
             fit part of a validation split). The run's curves still use the task's splits.
+        control: ``None`` (the rule's own step θ_{t+1} = θ_t − η d_rule), ``"direction"``
+            (step d_rule·‖d_uni‖/‖d_rule‖: the rule's direction at the uniform step's length)
+            or ``"length"`` (step d_uni·‖d_rule‖/‖d_uni‖: the uniform direction at the rule's
+            length), with d_rule = Σ_n γ_{t,n} ∇l_n(θ_t), d_uni = (1/N) Σ_n ∇l_n(θ_t) at the
+            controlled run's own θ_t; a zero norm gives a zero step
+            (:mod:`learnlaw.policies.controls`). Works with every rule; the rows are still
+            the rule's choice at θ_t, the run is the controlled one, and the norms are
+            recorded in ``step_norms``. Cost: one more weighted gradient per step (autodiff
+            kernels; one more matrix-vector product with Xᵀ for the perceptron); no host
+            sync.
         keep_params: keep θ_0…θ_T in ``run.trajectory``.
         keep_contributions: return the ``(T, N)`` contributions CT_{t,n} at θ_t.
         progress: show a tqdm bar.
@@ -378,12 +409,13 @@ def online_policy(
         **rule_params: the rule's parameters (``power``; ``cap``, ``iters``, ``tol``).
 
     Returns:
-        An :class:`OnlineResult`; ``result.run`` has the same curves as
-        ``train(task, result.policy, lr)``.
+        An :class:`OnlineResult`; without a control ``result.run`` has the same curves as
+        ``train(task, result.policy, lr)``; under a control ``train`` no longer reproduces
+        it, ``replay_policy(task, result.policy, lr, control)`` does.
 
     Raises:
-        ValueError: an unknown rule (the message lists the known ones), a power ≤ 0, an empty
-            desired split, non-finite contributions at a finite θ_t.
+        ValueError: an unknown rule or control (the message lists the known ones), a
+            power ≤ 0, an empty desired split, non-finite contributions at a finite θ_t.
         TypeError: parameters the rule does not take, or a missing ``power``.
         DivergenceError: a loss that is not finite or above ``divergence_factor`` times its
             initial value, naming the step and the learning rate (as :func:`learnlaw.train`).
@@ -394,6 +426,7 @@ def online_policy(
         raise checks.ArgumentTypeError(
             f"rule must be one of {ONLINE_RULES}, got {checks.describe(rule)}"
         )
+    control = check_control(control)
     checks.check_bool(keep_params, "keep_params")
     checks.check_bool(keep_contributions, "keep_contributions")
     checks.check_bool(progress, "progress")
@@ -423,6 +456,9 @@ def online_policy(
     cts = torch.empty(steps, n, **opts) if keep_contributions else None
     traj = torch.empty(steps + 1, p_size, **opts) if keep_params else None
     inner = torch.zeros(steps, dtype=torch.long) if rule == "quadratic" else None
+    step_norms = torch.empty(steps, 2, **opts) if control is not None else None
+    step_scale = torch.empty(steps, **opts) if control is not None else None
+    uniform = torch.full((n,), 1.0 / n, **opts) if control is not None else None
     desired_curve = torch.empty(steps + 1, **opts)
     test_curve = torch.empty(steps + 1, **opts)
     buf = theta.new_empty(min(block, steps), p_size)  # θ_{s+1} … θ_{s+B} of the block
@@ -527,7 +563,11 @@ def online_policy(
             else:
                 gamma = _power_weights(ct, power)
             policy[t] = gamma
-            if fused:
+            if control is not None:  # d_rule, d_uni at θ_t and the norm-matched step
+                pair = step_pair(kernels, theta, gamma, uniform, resid if fused else None)
+                s_t, step_norms[t], step_scale[t] = controlled_step(pair, control)
+                theta = theta - lr * s_t
+            elif fused:
                 theta = torch.addmv(theta, kernels.xt, resid.mul_(gamma), alpha=-lr)
             else:
                 theta = kernels.forward_segment(theta, policy[t : t + 1], lr)[0]
@@ -547,4 +587,4 @@ def online_policy(
         trajectory=traj,
         spec=spec,
     )
-    return OnlineResult(policy, run, rule, params, cts, inner)
+    return OnlineResult(policy, run, rule, params, cts, inner, control, step_norms, step_scale)
