@@ -47,7 +47,7 @@ L = learnlaw
 # name → (call, valid keyword arguments, {argument: kind}); kinds: "int", "int+" (≥ 1),
 # "int0" (≥ 0), "steps", "num" (any real), "num+" (> 0), "num0" (≥ 0), "lr", "frac" (in
 # [0, 1]), "frac+" (in (0, 1]), "factor" (> 1 or None), "bool", ("choice", valid),
-# "int+?"/"num0?" (None allowed)
+# "int+?"/"num0?"/"num+?" (None allowed)
 TABLE = {
     "train": (
         _with_task(L.train, "task", "policy"),
@@ -108,6 +108,7 @@ TABLE = {
             "lr": "lr",
             "rule": ("choice", "relu"),
             "control": ("choice", "direction"),
+            "step": ("choice", "fixed"),
             "keep_params": "bool",
             "keep_contributions": "bool",
             "progress": "bool",
@@ -123,6 +124,11 @@ TABLE = {
         _with_task(L.online_policy, "task"),
         dict(steps=3, lr=0.1, rule="quadratic"),
         {"cap": "cap", "iters": "int+", "tol": "num0"},
+    ),
+    "online_policy[line_search]": (
+        _with_task(L.online_policy, "task"),
+        dict(steps=3, lr=0.1, step="line_search"),
+        {"max_lr": "num+?", "trust": "cap"},
     ),
     "replay_policy": (
         _with_task(L.replay_policy, "task", "policy"),
@@ -475,6 +481,7 @@ RANGE_BAD = {
     "factor": 0.5,
     "int+?": 0,
     "num0?": -1.0,
+    "num+?": 0.0,
     "ckpt": 0,
     "cap": 0.5,
     "frac+": 0.0,

@@ -184,3 +184,32 @@ def test_online_quadratic_host_syncs_are_recorded(tasks, name, kernels):
     slope, a1, a2 = per_step(lambda t: ll.online_policy(task, t, LR, "quadratic"))
     assert_clean(slope, a1, a2, max_per_step=QUADRATIC_PER_STEP)
     assert slope < 15.5  # what the same count gave before
+
+
+LINE_SEARCH_CASES = [(name, k, "relu", {}) for name, k in KERNEL_CASES]
+LINE_SEARCH_CASES += [(name, k, "power", {"power": 2.0}) for name, k in KERNEL_CASES[:4]]
+
+
+@pytest.mark.parametrize("name, kernels, rule, params", LINE_SEARCH_CASES)
+def test_online_line_search_is_device_clean(tasks, name, kernels, rule, params):
+    """``step="line_search"``: η_t from s_t = γ_t·CT_t and one Hessian-vector product of the
+    desired loss, branch-free on the device — no host sync per step beyond the relu/power
+    rules' one per block (and no host→device copy: η_{−1} is made by ``torch.full``)."""
+    task = tasks[name].with_(kernels=kernels)
+
+    def run(t):
+        return ll.online_policy(task, t, LR, rule, step="line_search", max_lr=1.0, **params)
+
+    assert_clean(*per_step(run), max_per_step=1 / 8)
+
+
+@pytest.mark.parametrize("name, kernels", [("perceptron", "logistic"), ("mlp", "autodiff")])
+def test_online_quadratic_line_search_adds_no_host_sync(tasks, name, kernels):
+    """The quadratic rule reads η_{t−1} in the transfer its inner solver already makes."""
+    task = tasks[name].with_(kernels=kernels)
+    fixed = per_step(lambda t: ll.online_policy(task, t, LR, "quadratic"))[0]
+    slope, a1, a2 = per_step(
+        lambda t: ll.online_policy(task, t, LR, "quadratic", step="line_search")
+    )
+    assert_clean(slope, a1, a2, max_per_step=QUADRATIC_PER_STEP)
+    assert slope == fixed

@@ -13,6 +13,11 @@ DIRECTION of a rule's update from its LENGTH; ``train`` then no longer replays t
 (``replay_policy(task, policy, lr, control)`` does), and ``step_norms`` records
 [‖d_rule‖, ‖d_uni‖] per step.
 
+With ``step="line_search"`` the rule keeps its row and chooses the step's length η_t too, by a
+second-order model of L_dsr along its weighted gradient (a desired-set line search with a trust
+region and a cap; the one-step reading of the step-size Law ∂J/∂η_t = 0; the rule, its maths
+and its cost in :mod:`learnlaw.policies.online_step`); ``lrs`` records η_t.
+
 What the optimal policy satisfies, and what each rule keeps of it
 ------------------------------------------------------------------
 For the AUC J = Σ_{t=1}^T L_dsr(θ_t), the adjoint gives ∂J/∂γ_{t,n} = −η ∇l_n(θ_t)·a_{t+1} with
@@ -103,6 +108,7 @@ from learnlaw.core.training import (
     raise_if_diverged,
 )
 from learnlaw.policies.controls import check_control, controlled_step, step_pair
+from learnlaw.policies.online_step import LineSearch, check_step
 
 __all__ = ["ONLINE_RULES", "OnlineResult", "online_policy", "project_capped_simplex"]
 
@@ -130,6 +136,12 @@ class OnlineResult:
         step_scale: ``(T,)`` the factor applied to the kept direction (‖d_uni‖/‖d_rule‖ for
             ``"direction"``, ‖d_rule‖/‖d_uni‖ for ``"length"``, 0 for a degenerate step);
             ``None`` without a control.
+        step: ``"fixed"`` or ``"line_search"`` (:mod:`learnlaw.policies.online_step`).
+        step_params: ``{"max_lr", "trust"}`` of the line search (defaults filled in), ``{}``.
+        lrs: ``(T,)`` on the CPU, η_t of every step (``lr`` throughout for ``"fixed"``);
+            without a control ``train(task, policy, lrs)`` replays the run.
+        step_model: ``(T, 2)`` [s_t, q_t] = [g_t·d_t, d_tᵀH_dsr d_t] of the line search's
+            model, on the task's device; ``None`` for ``"fixed"``.
     """
 
     policy: Tensor
@@ -141,6 +153,10 @@ class OnlineResult:
     control: str | None = None
     step_norms: Tensor | None = None
     step_scale: Tensor | None = None
+    step: str = "fixed"
+    step_params: dict = field(default_factory=dict)
+    lrs: Tensor | None = None
+    step_model: Tensor | None = None
 
 
 # -- rule parameters ---------------------------------------------------------------------------
@@ -284,9 +300,18 @@ class _Curvature:
 
 
 def _quadratic_weights(
-    ct: Tensor, lr: float, ops: _Curvature, start: Tensor, cap: float | None, iters: int, tol
+    ct: Tensor,
+    lr: float | Tensor,
+    ops: _Curvature,
+    start: Tensor,
+    cap: float | None,
+    iters: int,
+    tol,
 ) -> tuple[Tensor, int]:
-    """Minimise m(γ) = −η γ·CT + ½η² ‖Gᵀγ‖²_{H_dsr} over C by projected gradient + line search."""
+    """Minimise m(γ) = −η γ·CT + ½η² ‖Gᵀγ‖²_{H_dsr} over C by projected gradient + line search.
+
+    ``lr``: η, a float or a 0-dim tensor on the device (read with the first host transfer).
+    """
     n = len(ct)
 
     def proj(v: Tensor) -> Tensor:
@@ -296,7 +321,9 @@ def _quadratic_weights(
     d = ops.gt(gamma)
     hd = ops.h(d)
     grad_m = -lr * ct + lr**2 * ops.g(hd)
-    dhd, gg, ct_max = _to_host(d @ hd, gamma @ gamma, ct.abs().max())  # one host sync
+    eta = [lr] if isinstance(lr, Tensor) else []
+    dhd, gg, ct_max, *eta = _to_host(d @ hd, gamma @ gamma, ct.abs().max(), *eta)  # one sync
+    lr = eta[0] if eta else lr
     curv0 = lr**2 * dhd
     step = gg / curv0 if curv0 > 0 else 1.0 / (lr * ct_max + 1e-300)
     used = 0
@@ -364,6 +391,9 @@ def online_policy(
     *,
     desired: tuple[Tensor, Tensor] | None = None,
     control: str | None = None,
+    step: str = "fixed",
+    max_lr: float | None = None,
+    trust: float | None = None,
     keep_params: bool = False,
     keep_contributions: bool = False,
     progress: bool = False,
@@ -376,18 +406,25 @@ def online_policy(
     conditions): ``"relu"`` γ_t ∝ max(CT_t, 0); ``"power"`` (``power=p > 0``)
     γ_t ∝ max(CT_t, 0)^p — both uniform when no CT_{t,n} is positive; ``"quadratic"``
     (``cap=8.0``, ``iters=5``, ``tol=1e-9``) the minimiser of the second-order model of
-    L_dsr(θ_{t+1}) over {γ ∈ Δ : γ_n ≤ cap/N}.
+    L_dsr(θ_{t+1}) over {γ ∈ Δ : γ_n ≤ cap/N}. Every rule steps θ_{t+1} = θ_t − η_t d_t
+    with d_t = Σ_n γ_{t,n} ∇l_n(θ_t) and η_t = ``lr`` (``step="fixed"``) or the desired-set
+    line search (``step="line_search"``): with s_t = Σ_n γ_{t,n} CT_{t,n} = g_t·d_t,
+    q_t = d_tᵀ H_dsr(θ_t) d_t and b_t = min(max_lr, trust·η_{t−1}) (η_{−1} = ``lr``),
+    η_t = min(s_t/q_t, b_t) if s_t > 0 and q_t > 0, b_t if s_t > 0 ≥ q_t, min(lr, b_t) if
+    s_t ≤ 0 (:mod:`learnlaw.policies.online_step`).
 
     Cost: T training steps plus, per step, one contribution pass (a ∇L_dsr over K and one jvp
     over N): about 2× a plain run. ``"quadratic"`` adds ``iters`` + 1 products with G, Gᵀ and
-    H_dsr and projections per step (about 18× a plain perceptron run). Memory: O(N + P),
+    H_dsr and projections per step (about 18× a plain perceptron run). The line search adds
+    one Hessian-vector product of L_dsr over K per step (for the perceptron one more
+    matrix-vector product with X_dsr) and no host sync. Memory: O(N + P),
     plus T·N for the returned policy, T·N with ``keep_contributions`` and T·P with
     ``keep_params``.
 
     Args:
         task: the task; its test split is only recorded in ``run.test_loss``, never used.
         steps: T.
-        lr: η.
+        lr: η (``step="fixed"``), or the reference step η_{−1} of the line search.
         rule: one of :data:`ONLINE_RULES`.
         desired: ``(inputs, targets)`` to measure CT on instead of ``task.desired`` (e.g. the
             fit part of a validation split). The run's curves still use the task's splits.
@@ -400,7 +437,12 @@ def online_policy(
             the rule's choice at θ_t, the run is the controlled one, and the norms are
             recorded in ``step_norms``. Cost: one more weighted gradient per step (autodiff
             kernels; one more matrix-vector product with Xᵀ for the perceptron); no host
-            sync.
+            sync. Not with ``step="line_search"``.
+        step: ``"fixed"`` (η_t = ``lr``) or ``"line_search"`` (η_t from the second-order
+            model of L_dsr along d_t, on the set CT is read from; the ``"quadratic"`` rule
+            picks γ_t with η_{t−1}).
+        max_lr: the line search's cap on η_t (``None``: no cap; the trust region bounds it).
+        trust: the line search's growth bound ρ ≥ 1, η_t ≤ ρ η_{t−1} (``None``: 2).
         keep_params: keep θ_0…θ_T in ``run.trajectory``.
         keep_contributions: return the ``(T, N)`` contributions CT_{t,n} at θ_t.
         progress: show a tqdm bar.
@@ -410,12 +452,15 @@ def online_policy(
 
     Returns:
         An :class:`OnlineResult`; without a control ``result.run`` has the same curves as
-        ``train(task, result.policy, lr)``; under a control ``train`` no longer reproduces
-        it, ``replay_policy(task, result.policy, lr, control)`` does.
+        ``train(task, result.policy, lr)`` (``result.lrs`` for the line search); under a
+        control ``train`` no longer reproduces it, ``replay_policy(task, result.policy, lr,
+        control)`` does.
 
     Raises:
         ValueError: an unknown rule or control (the message lists the known ones), a
-            power ≤ 0, an empty desired split, non-finite contributions at a finite θ_t.
+            power ≤ 0, an empty desired split, non-finite contributions at a finite θ_t; an
+            unknown step mode, max_lr ≤ 0, trust < 1, max_lr or trust with ``step="fixed"``,
+            a control with the line search.
         TypeError: parameters the rule does not take, or a missing ``power``.
         DivergenceError: a loss that is not finite or above ``divergence_factor`` times its
             initial value, naming the step and the learning rate (as :func:`learnlaw.train`).
@@ -427,6 +472,7 @@ def online_policy(
             f"rule must be one of {ONLINE_RULES}, got {checks.describe(rule)}"
         )
     control = check_control(control)
+    step_params = check_step(step, max_lr, trust, control)
     checks.check_bool(keep_params, "keep_params")
     checks.check_bool(keep_contributions, "keep_contributions")
     checks.check_bool(progress, "progress")
@@ -447,6 +493,11 @@ def online_policy(
     power = params.get("power", 1.0)
     fused = isinstance(kernels, LogisticKernels) and isinstance(ct_kernels, LogisticKernels)
     y_train = kernels.data["train"][1] if fused else None
+    search = None
+    if step == "line_search":
+        like = torch.empty(0, dtype=task.dtype, device=task.device)
+        search = LineSearch(ct_task, fused, lr, like=like, **step_params)
+    desired_grad = search.desired_grad if search is not None and fused else None
 
     spec = task.spec
     theta = spec.flatten(task.params0).detach()
@@ -459,6 +510,8 @@ def online_policy(
     step_norms = torch.empty(steps, 2, **opts) if control is not None else None
     step_scale = torch.empty(steps, **opts) if control is not None else None
     uniform = torch.full((n,), 1.0 / n, **opts) if control is not None else None
+    lrs = torch.full((steps,), torch.nan, **opts) if search is not None else None
+    step_model = torch.empty(steps, 2, **opts) if search is not None else None
     desired_curve = torch.empty(steps + 1, **opts)
     test_curve = torch.empty(steps + 1, **opts)
     buf = theta.new_empty(min(block, steps), p_size)  # θ_{s+1} … θ_{s+B} of the block
@@ -473,7 +526,8 @@ def online_policy(
         """CT at θ (and, for the perceptron, the residuals σ(Xθ) − y shared with the step)."""
         if fused:  # perceptron: σ(Xθ) − y once for CT and the step (as forward_segment)
             resid = torch.mv(kernels.xt.T, theta).sigmoid_().sub_(y_train)
-            return resid * torch.mv(kernels.xt.T, ct_kernels.desired_grad(theta)), resid
+            g = (desired_grad or ct_kernels.desired_grad)(theta)
+            return resid * torch.mv(kernels.xt.T, g), resid
         return ct_kernels.contributions(theta, "desired"), None
 
     def record_losses(s: int, stop: int) -> None:
@@ -536,48 +590,60 @@ def online_policy(
                 fail(s + int(flagged.nonzero()[0]), s)
             check_losses(s, t + 1)
 
-    with torch.no_grad(), tqdm(total=steps, desc=f"online {rule}", disable=not progress) as bar:
-        desired_curve[0] = kernels.split_losses(theta[None], "desired")[0]
-        test_curve[0] = kernels.split_losses(theta[None], "test")[0]
-        for t in range(steps):
-            j = t % block
-            if j == 0:
-                block_start = theta
-                ct_bad.zero_()
-                theta_bad.zero_()
-            ct, resid = contributions_at(theta)
-            ct_bad[j] = ~torch.isfinite(ct).all()  # checked once per block, in flush
-            if cts is not None:
-                cts[t] = ct
-            if rule == "quadratic":
-                # its line search reads values on the host anyway: check θ_t and CT at θ_t
-                # at every step (one host sync) before the projections use them
-                if bool(ct_bad[j] | ~torch.isfinite(theta).all()):
-                    fail(t, t - j)
-                curvature.at(theta, resid)
-                start = _power_weights(ct, 1.0) if gamma is None else gamma
-                gamma, used = _quadratic_weights(
-                    ct, lr, curvature, start, params["cap"], params["iters"], params["tol"]
-                )
-                inner[t] = used
-            else:
-                gamma = _power_weights(ct, power)
-            policy[t] = gamma
-            if control is not None:  # d_rule, d_uni at θ_t and the norm-matched step
-                pair = step_pair(kernels, theta, gamma, uniform, resid if fused else None)
-                s_t, step_norms[t], step_scale[t] = controlled_step(pair, control)
-                theta = theta - lr * s_t
-            elif fused:
-                theta = torch.addmv(theta, kernels.xt, resid.mul_(gamma), alpha=-lr)
-            else:
-                theta = kernels.forward_segment(theta, policy[t : t + 1], lr)[0]
-            buf[j] = theta
-            if traj is not None:
-                traj[t + 1] = theta
-            theta_bad[j] = ~torch.isfinite(theta).all()
-            if j == block - 1 or t == steps - 1:
-                flush(t)
-            bar.update(1)
+    t = 0
+    try:
+        with torch.no_grad(), tqdm(total=steps, desc=f"online {rule}", disable=not progress) as bar:
+            desired_curve[0] = kernels.split_losses(theta[None], "desired")[0]
+            test_curve[0] = kernels.split_losses(theta[None], "test")[0]
+            for t in range(steps):
+                j = t % block
+                if j == 0:
+                    block_start = theta
+                    ct_bad.zero_()
+                    theta_bad.zero_()
+                ct, resid = contributions_at(theta)
+                ct_bad[j] = ~torch.isfinite(ct).all()  # checked once per block, in flush
+                if cts is not None:
+                    cts[t] = ct
+                if rule == "quadratic":
+                    # its line search reads values on the host anyway: check θ_t and CT at θ_t
+                    # at every step (one host sync) before the projections use them
+                    if bool(ct_bad[j] | ~torch.isfinite(theta).all()):
+                        fail(t, t - j)
+                    curvature.at(theta, resid)
+                    start = _power_weights(ct, 1.0) if gamma is None else gamma
+                    eta = lr if search is None else search.prev  # the line search: η_{t−1}
+                    gamma, used = _quadratic_weights(
+                        ct, eta, curvature, start, params["cap"], params["iters"], params["tol"]
+                    )
+                    inner[t] = used
+                else:
+                    gamma = _power_weights(ct, power)
+                policy[t] = gamma
+                if control is not None:  # d_rule, d_uni at θ_t and the norm-matched step
+                    pair = step_pair(kernels, theta, gamma, uniform, resid if fused else None)
+                    s_t, step_norms[t], step_scale[t] = controlled_step(pair, control)
+                    theta = theta - lr * s_t
+                elif search is not None:  # the desired-set line search along d_t
+                    d = torch.mv(kernels.xt, resid * gamma) if fused else None
+                    d = kernels.train_grad(theta, gamma) if d is None else d
+                    lrs[t], step_model[t] = search.step(theta, d, torch.dot(gamma, ct))
+                    theta = theta - lrs[t] * d
+                elif fused:
+                    theta = torch.addmv(theta, kernels.xt, resid.mul_(gamma), alpha=-lr)
+                else:
+                    theta = kernels.forward_segment(theta, policy[t : t + 1], lr)[0]
+                buf[j] = theta
+                if traj is not None:
+                    traj[t + 1] = theta
+                theta_bad[j] = ~torch.isfinite(theta).all()
+                if j == block - 1 or t == steps - 1:
+                    flush(t)
+                bar.update(1)
+    except DivergenceError as err:  # name the steps the line search chose
+        if search is None:
+            raise
+        raise DivergenceError(search.explain(err, lrs, t)) from err
     run = Run(
         desired_loss=desired_curve,
         test_loss=test_curve,
@@ -587,4 +653,18 @@ def online_policy(
         trajectory=traj,
         spec=spec,
     )
-    return OnlineResult(policy, run, rule, params, cts, inner, control, step_norms, step_scale)
+    return OnlineResult(
+        policy,
+        run,
+        rule,
+        params,
+        cts,
+        inner,
+        control,
+        step_norms,
+        step_scale,
+        step=step,
+        step_params=step_params,
+        lrs=torch.full((steps,), lr, dtype=task.dtype) if lrs is None else lrs.cpu(),
+        step_model=step_model,
+    )
