@@ -342,6 +342,7 @@ TABLE = {
             "checkpoint_every": "ckpt",
             "progress": "bool",
             "tf32": "bool",
+            "outer_step": ("choice", "plain"),
         },
     ),
     "fit_feature_policy": (
@@ -363,6 +364,7 @@ TABLE = {
             "checkpoint_every": "ckpt",
             "progress": "bool",
             "tf32": "bool",
+            "outer_step": ("choice", "plain"),
         },
     ),
     "select_lr": (

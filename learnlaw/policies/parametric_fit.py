@@ -15,6 +15,37 @@ updates φ:
 A ``validation`` part of the desired set (a count of desired examples held out at random, or an
 ``(inputs, targets)`` pair of extra desired examples) is never fitted: its loss curve is recorded
 every epoch, selects the returned epoch (lowest validation AUC) and drives early stopping.
+
+**The outer step** (``outer_step``). ∂J/∂γ_{t,n} = −η ∇l_n(θ_t)·a_{t+1} carries the factor η
+and the adjoint a, which grows wherever η·λ_max(H_t) > 2 (:mod:`learnlaw.analysis.sharpness`).
+With ``outer_step="plain"`` (the default, the stored numerics of the book) φ moves by ε·∂J/∂φ,
+so one ε cannot serve a whole η grid: what is a small step at η = 0.1 overshoots at η = 10.
+``outer_step="normalized"`` divides the pulled-back gradient g = ∂J/∂φ by its root mean square
+over all its entries, ĝ = g / √(mean g²) (:func:`rms_normalize`; g = 0 gives ĝ = 0), before the
+optimizer sees it. ĝ is unchanged by any positive rescaling g → c·g, so the update is invariant
+to the scale of ∂J/∂γ — the explicit factor η and the adjoint's growth alike — and ε becomes a
+step in units of φ per entry (root mean square): for block policies, rows on the simplex with
+entries ≈ 1/N, ε ≈ 0.1/N moves each entry by about a tenth of its uniform value (before the
+projection); for feature scorers with ``optimizer="gd"`` ε is the step per score weight. With
+Adam (already nearly invariant to a constant rescaling, through m/√v) the normalised gradient
+is what Adam averages: each epoch then weighs equally in its moments, however the gradient's
+scale changes between epochs. What is invariant is the step's dependence on the *scale* of the
+gradient, not the fit's dependence on η: η still shapes the trajectory θ_t, hence the direction
+of ∂J/∂γ and the loss J itself.
+
+The alternative, dividing ∂J/∂γ by η, removes the explicit factor only: at large η the adjoint
+a_t = (I − ηH_t) a_{t+1} + ∇L_dsr(θ_t) grows like Π|1 − ηλ| along the run, by orders of
+magnitude that depend on the trajectory, so a 1/η-scaled step still overshoots where it matters
+(and is too small where the adjoint is tame). The RMS normalisation is invariant to both, at
+the cost of ignoring the gradient's magnitude — the step size is then ε's job (and the
+schedule's, and patience's).
+
+**Divergence** (``ParametricResult.stopped``). A fit whose sweep or training run diverges
+(:class:`~learnlaw.core.training.DivergenceError`), whose ∂J/∂γ is not finite, or whose φ
+becomes non-finite after some epoch's update stops there and returns the best finite epoch so
+far (lowest validation AUC; lowest J without validation); ``stopped`` and the last history
+entry (key ``"stopped"``) say what stopped it. Only a diverging epoch 0 raises — its sweep, or a
+non-finite ∂J/∂γ of the initial policy: the initial policy is not trainable at that η.
 """
 
 from __future__ import annotations
@@ -45,7 +76,34 @@ from learnlaw.policies.parametric import (
 )
 from learnlaw.policies.parametric_features import example_features
 
-__all__ = ["ParametricResult", "fit_block_policy", "fit_feature_policy", "split_validation"]
+__all__ = [
+    "ParametricResult",
+    "fit_block_policy",
+    "fit_feature_policy",
+    "rms_normalize",
+    "split_validation",
+]
+
+OUTER_STEPS = ("plain", "normalized")
+
+
+def rms_normalize(g: Tensor) -> Tensor:
+    """g / √(mean g²) over all entries (the ``"normalized"`` outer step); 0 for g = 0.
+
+    ĝ(c·g) = ĝ(g) for every c > 0. Computed as (g/m)/√(mean (g/m)²) with m = max|g|, so that
+    squaring cannot overflow (float32 gradients of 1e20) or underflow.
+
+    Args:
+        g: a gradient of any shape (e.g. ∂J/∂φ, ``(B, N)`` or ``(B, D)``), finite.
+
+    Returns:
+        ĝ, the shape, dtype and device of ``g``, root mean square 1 (or all zeros).
+    """
+    m = g.abs().amax() if g.numel() else g.new_zeros(())
+    if not bool(m > 0):
+        return torch.zeros_like(g)
+    s = g / m
+    return s / s.square().mean().sqrt()
 
 
 @dataclass
@@ -65,6 +123,9 @@ class ParametricResult:
         seconds: wall time of the whole fit.
         family: ``"block"`` or ``"feature"``.
         features, feature_names: the scorer's F and column names (``None`` for blocks).
+        stopped: ``None`` when the fit ran all its epochs or stopped by ``patience``; otherwise
+            why it stopped early on a divergence, e.g. ``"diverged at epoch 5: <message>"``
+            (the last history entry then carries the same text under ``"stopped"``).
     """
 
     policy: Tensor
@@ -77,6 +138,7 @@ class ParametricResult:
     family: str
     features: Tensor | None = None
     feature_names: list[str] | None = field(default=None)
+    stopped: str | None = None
 
     def column(self, name: str) -> list[float]:
         """One history field over the epochs, e.g. ``result.column("ar_test")``."""
@@ -137,7 +199,8 @@ def _fit_loop(
     progress: bool,
     family: str,
     tf32: bool,
-) -> tuple[Tensor, list[dict], int, Run, Run, float]:
+    outer_step: str = "plain",
+) -> tuple[Tensor, list[dict], int, Run, Run, float, str | None]:
     start = time.perf_counter()
     fit_task, val = split_validation(task, validation, validation_seed)
     sweep_task = fit_task if val is None else fit_task.with_(test=val)
@@ -148,6 +211,16 @@ def _fit_loop(
     )
     history: list[dict] = []
     best = (math.inf, 0, phi.clone())
+    stopped: str | None = None
+
+    def stop(epoch: int, why: str, entry: dict | None = None) -> str:
+        """Record why the fit stops at ``epoch`` (a new NaN entry unless one is given)."""
+        if entry is None:
+            entry = dict(epoch=epoch, J=math.nan, seconds=time.perf_counter() - start)
+            history.append(entry)
+        entry["stopped"] = why
+        return why
+
     bar = tqdm(total=epochs, desc=f"{family} policy fit", disable=not progress)
     for epoch in range(epochs + 1):
         policy = validate_policy(to_policy(phi), steps=steps, n=task.n_train)
@@ -164,9 +237,13 @@ def _fit_loop(
             if val is not None and track_test:
                 test = train(fit_task, policy, lr, tf32=tf32).test_loss
         except DivergenceError as err:
-            raise DivergenceError(
-                f"{err} (at epoch {epoch} of the {family} policy fit: lower outer_lr)"
-            ) from None
+            if epoch == 0:
+                raise DivergenceError(
+                    f"{err} (at epoch 0 of the {family} policy fit: the initial policy "
+                    "diverges at this lr; use a smaller lr)"
+                ) from None
+            stopped = stop(epoch, f"diverged at epoch {epoch}: {err}")
+            break
         if val is None:
             test = other if track_test else None
         entry = dict(
@@ -199,16 +276,26 @@ def _fit_loop(
         if epoch == epochs or (patience is not None and epoch - best[1] >= patience):
             break
         if not bool(torch.isfinite(sweep.grad).all()):
-            raise DivergenceError(
+            why = (
                 f"∂J/∂γ is not finite at epoch {epoch} of the {family} policy fit (lr = {lr:g}): "
-                "the adjoint sweep overflowed through the T steps; use a smaller lr"
+                "the adjoint sweep overflowed through the T steps"
             )
-        phi = update(phi, pullback(phi, sweep.grad), epoch)
-        if not bool(torch.isfinite(phi).all()):
-            raise DivergenceError(
-                f"the {family} policy parameters became non-finite at epoch {epoch} "
-                f"(lr = {lr:g}); lower outer_lr or lr"
+            if epoch == 0:
+                raise DivergenceError(f"{why}; use a smaller lr")
+            stopped = stop(epoch, f"diverged at epoch {epoch}: {why}", entry)
+            break
+        grad = pullback(phi, sweep.grad)
+        if outer_step == "normalized":
+            grad = rms_normalize(grad)
+        phi_next = update(phi, grad, epoch)
+        if not bool(torch.isfinite(phi_next).all()):
+            why = (
+                f"the {family} policy parameters became non-finite after the update of epoch "
+                f"{epoch} (lr = {lr:g}); lower outer_lr"
             )
+            stopped = stop(epoch + 1, f"diverged at epoch {epoch + 1}: {why}")
+            break
+        phi = phi_next
         bar.update(1)
     bar.close()
     _, best_epoch, phi = best
@@ -219,7 +306,7 @@ def _fit_loop(
         baseline = base_test
     else:
         baseline = train(task, uniform, lr, tf32=tf32)
-    return phi, history, best_epoch, final, baseline, time.perf_counter() - start
+    return phi, history, best_epoch, final, baseline, time.perf_counter() - start, stopped
 
 
 def _schedule(outer_lr: float, schedule: str, epoch: int, epochs: int) -> float:
@@ -253,6 +340,7 @@ def fit_block_policy(
     checkpoint_every: int | str | None = None,
     progress: bool = True,
     tf32: bool = False,
+    outer_step: str = "plain",
 ) -> ParametricResult:
     """Fit a block policy (B rows shared over blocks of consecutive steps) by projected GD.
 
@@ -280,11 +368,20 @@ def fit_block_policy(
         tf32: run every sweep and training run with TF32 float32 matmuls on an NVIDIA Ampere+
             GPU (:func:`~learnlaw.core.precision.matmul_precision`): faster, relative rounding
             2⁻¹¹ per matmul input; no effect on the CPU or in float64.
+        outer_step: ``"plain"`` (φ_b ← Proj_Δ(φ_b − ε_e ∂J/∂φ_b)) or ``"normalized"``
+            (∂J/∂φ divided by its root mean square over all B·N entries first: invariant to
+            the gradient's scale, ε a step per entry in units of φ, e.g. ≈ 0.1/N; see the
+            module note).
 
     Returns:
         A :class:`ParametricResult`; its tensors (policy, φ, runs) are on the task's device,
         its history Python floats. No policy is kept along the way: only the best φ
-        (B·N floats) is held.
+        (B·N floats) is held. A divergence after epoch 0 stops the fit and returns the best
+        finite epoch so far, with ``stopped`` saying why.
+
+    Raises:
+        DivergenceError: the uniform baseline run diverges, or epoch 0 does (the initial
+            policy's sweep, or its ∂J/∂γ is not finite): the message names the step and lr.
     """
     checks.check_steps(steps)
     checks.check_lr(lr)
@@ -296,6 +393,7 @@ def fit_block_policy(
     checks.check_bool(track_test, "track_test")
     checks.check_checkpoint_every(checkpoint_every)
     checks.check_bool(progress, "progress")
+    checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
     lr = _check_common(task, steps, lr, outer_lr, schedule)
     _check_int("blocks", blocks, 1, steps)
     n = task.n_train
@@ -309,16 +407,18 @@ def fit_block_policy(
     def update(phi: Tensor, g: Tensor, epoch: int) -> Tensor:
         return project_simplex(phi - _schedule(outer_lr, schedule, epoch, epochs) * g)
 
-    phi, history, best, run, base, secs = _fit(
+    phi, history, best, run, base, secs, stopped = _fit(
         task, steps, lr, phi,
         lambda p: block_policy(p, steps),
         lambda p, g: block_pullback(g, blocks),
         update,
         epochs=epochs, validation=validation, validation_seed=validation_seed,
         patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
-        progress=progress, family="block", tf32=tf32,
+        progress=progress, family="block", tf32=tf32, outer_step=outer_step,
     )  # fmt: skip
-    return ParametricResult(block_policy(phi, steps), phi, history, run, base, best, secs, "block")
+    return ParametricResult(
+        block_policy(phi, steps), phi, history, run, base, best, secs, "block", stopped=stopped
+    )
 
 
 def fit_feature_policy(
@@ -343,6 +443,7 @@ def fit_feature_policy(
     checkpoint_every: int | str | None = None,
     progress: bool = True,
     tf32: bool = False,
+    outer_step: str = "plain",
 ) -> ParametricResult:
     """Fit a feature scorer γ_t = link(F φ_{b(t)}) by Adam (or GD) on the exact ∂J/∂φ.
 
@@ -366,6 +467,15 @@ def fit_feature_policy(
         initial: ``(B, D)`` start (default zeros: the uniform policy).
         validation, validation_seed, patience, track_test, checkpoint_every, progress, tf32:
             as in :func:`fit_block_policy`.
+        outer_step: ``"plain"`` or ``"normalized"``: ∂J/∂φ divided by its root mean square
+            over all B·D weights *before* the optimizer (GD: ε is then the step per weight;
+            Adam: its moments average unit-scale gradients, every epoch weighing alike).
+
+    Returns:
+        A :class:`ParametricResult` (with ``stopped`` on a divergence after epoch 0).
+
+    Raises:
+        DivergenceError: epoch 0 diverges, as in :func:`fit_block_policy`.
     """
     checks.check_steps(steps)
     checks.check_lr(lr)
@@ -378,6 +488,7 @@ def fit_feature_policy(
     checks.check_bool(track_test, "track_test")
     checks.check_checkpoint_every(checkpoint_every)
     checks.check_bool(progress, "progress")
+    checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
     lr = _check_common(task, steps, lr, outer_lr, schedule)
     _check_int("blocks", blocks, 1, steps)
     _check_link(link, temperature)
@@ -418,12 +529,13 @@ def fit_feature_policy(
     def pullback(p: Tensor, g: Tensor) -> Tensor:
         return feature_pullback(p, features, g, link=link, temperature=temperature)
 
-    phi, history, best, run, base, secs = _fit(
+    phi, history, best, run, base, secs, stopped = _fit(
         task, steps, lr, phi, to_policy, pullback, update,
         epochs=epochs, validation=validation, validation_seed=validation_seed,
         patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
-        progress=progress, family="feature", tf32=tf32,
+        progress=progress, family="feature", tf32=tf32, outer_step=outer_step,
     )  # fmt: skip
     return ParametricResult(
-        to_policy(phi), phi, history, run, base, best, secs, "feature", features, feature_names
-    )
+        to_policy(phi), phi, history, run, base, best, secs, "feature", features, feature_names,
+        stopped,
+    )  # fmt: skip

@@ -1,0 +1,223 @@
+"""Fair fitted policies (issue #21): the scale-invariant outer step, the best finite epoch kept on
+divergence, and λ_max along a run.
+
+What ``outer_step="normalized"`` makes invariant is the step's dependence on the *scale* of
+∂J/∂γ (hence of ∂J/∂φ): any c > 0 multiplying the gradient leaves every φ step unchanged. It does
+not make a fit independent of η: η also shapes the trajectory θ_t, hence the direction of the
+gradient and J itself. The end-to-end tests rescale the sweep's ∂J/∂γ by c and compare.
+"""
+
+import math
+
+import pytest
+import torch
+
+import learnlaw as ll
+import learnlaw.policies.parametric_fit as pf
+from learnlaw.core.policy import project_simplex
+from learnlaw.policies.parametric import block_policy
+from learnlaw.policies.parametric_fit import rms_normalize, split_validation
+
+F64 = torch.float64
+T = 12
+
+
+def perceptron(n_desired=10):
+    return ll.perceptron_task(dim=6, n_train=20, n_desired=n_desired, n_test=10, dtype=F64, seed=3)
+
+
+def scaled_sweeps(monkeypatch, c: float, at: dict | None = None):
+    """Replace the fits' adjoint_sweep by one whose ∂J/∂γ is multiplied by c (or, at the calls
+    listed in ``at``, by another factor)."""
+    real = pf.adjoint_sweep
+    calls = []
+
+    def sweep(*args, **kwargs):
+        out = real(*args, **kwargs)
+        factor = (at or {}).get(len(calls), c)
+        calls.append(factor)
+        out.grad.mul_(factor)
+        return out
+
+    monkeypatch.setattr(pf, "adjoint_sweep", sweep)
+    return calls
+
+
+# ---- 1. the normalised outer step ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c", [1e-3, 10.0, 1e4])
+def test_normalized_update_is_invariant_to_the_gradient_scale(c):
+    g = torch.randn(3, 20, generator=torch.Generator().manual_seed(0), dtype=F64)
+    g_hat = rms_normalize(g)
+    assert torch.allclose(g_hat.square().mean(), torch.ones((), dtype=F64), rtol=1e-14)
+    assert torch.allclose(g_hat, g / g.square().mean().sqrt(), rtol=1e-14, atol=0)
+    assert torch.allclose(rms_normalize(c * g), g_hat, rtol=1e-14, atol=0)
+    # the block update that uses it: Proj_Δ(φ − ε ĝ) is the same from g and from c·g
+    phi = torch.full((3, 20), 1 / 20, dtype=F64)
+    step = project_simplex(phi - 0.01 * g_hat)
+    assert torch.allclose(project_simplex(phi - 0.01 * rms_normalize(c * g)), step, rtol=1e-13)
+    # ... while the plain update is not
+    assert not torch.allclose(project_simplex(phi - 0.01 * c * g), step, rtol=1e-3)
+
+
+def test_rms_normalize_edge_cases():
+    assert torch.equal(rms_normalize(torch.zeros(2, 3)), torch.zeros(2, 3))
+    assert rms_normalize(torch.zeros(0)).shape == (0,)
+    big = torch.tensor([3e30, -4e30], dtype=torch.float32)  # g² overflows float32
+    assert torch.allclose(rms_normalize(big), torch.tensor([0.6, -0.8]) * math.sqrt(2))
+    tiny = torch.tensor([3e-30, 4e-30], dtype=torch.float32)  # g² underflows float32
+    assert torch.allclose(rms_normalize(tiny), torch.tensor([0.6, 0.8]) * math.sqrt(2))
+
+
+FITS = {
+    "block": lambda task, eps, **kw: ll.fit_block_policy(task, T, 10.0, 3, eps, 4, **kw),
+    "feature_gd": lambda task, eps, **kw: ll.fit_feature_policy(
+        task, T, 10.0, blocks=2, outer_lr=eps, epochs=4, optimizer="gd", **kw
+    ),
+    "feature_adam": lambda task, eps, **kw: ll.fit_feature_policy(
+        task, T, 10.0, blocks=2, outer_lr=eps, epochs=4, **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("family", list(FITS))
+def test_normalized_fit_takes_the_same_steps_whatever_the_gradient_scale(monkeypatch, family):
+    """∂J/∂γ rescaled by c ∈ {10⁻³, 10, 10⁴}: identical J at every epoch and the same φ."""
+    task = perceptron()
+    eps = 0.005 if family == "block" else 0.3
+    fit = FITS[family]
+    scaled_sweeps(monkeypatch, 1.0)
+    ref = fit(task, eps, outer_step="normalized", progress=False)
+    js = ref.column("J")
+    assert len(js) == 5 and len({round(j, 9) for j in js}) == 5, js  # the fit moves φ
+    for c in (1e-3, 10.0, 1e4):
+        scaled_sweeps(monkeypatch, c)
+        res = fit(task, eps, outer_step="normalized", progress=False)
+        assert res.column("J") == pytest.approx(js, rel=1e-10)
+        assert torch.allclose(res.policy, ref.policy, rtol=1e-9, atol=1e-14)
+        if family != "feature_adam":  # Adam: the softmax-invariant bias weight's ∂J/∂φ is
+            # round-off (≈ 1e-17) that Adam's per-coordinate step turns into ±ε moves
+            assert torch.allclose(res.phi, ref.phi, rtol=1e-9, atol=1e-12)
+        assert res.best_epoch == ref.best_epoch and res.stopped is None
+
+
+def test_plain_fit_depends_on_the_gradient_scale(monkeypatch):
+    """The control: with outer_step="plain" (the default) the same rescaling changes the fit."""
+    task = perceptron()
+    scaled_sweeps(monkeypatch, 1.0)
+    ref = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
+    scaled_sweeps(monkeypatch, 10.0)
+    res = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
+    assert res.column("J")[1] != pytest.approx(ref.column("J")[1], rel=1e-6)
+
+
+def test_normalized_step_is_a_step_per_entry():
+    """One normalised GD epoch on a feature scorer moves φ by exactly ε in root mean square."""
+    task = perceptron()
+    eps = 0.01  # small: a descent step lowers J, so the fit returns the moved φ (epoch 1)
+    res = ll.fit_feature_policy(
+        task, T, 10.0, blocks=2, outer_lr=eps, epochs=1, optimizer="gd",
+        outer_step="normalized", progress=False,
+    )  # fmt: skip
+    assert res.best_epoch == 1
+    assert float(res.phi.square().mean().sqrt()) == pytest.approx(eps, rel=1e-12)
+
+
+def test_outer_step_is_checked():
+    task = perceptron()
+    with pytest.raises(ValueError, match="outer_step"):
+        ll.fit_block_policy(task, T, 1.0, 2, 0.1, 1, outer_step="unit", progress=False)
+    with pytest.raises(TypeError, match="outer_step"):
+        ll.fit_feature_policy(task, T, 1.0, outer_step=1, progress=False)
+
+
+# ---- 2. the best finite epoch ------------------------------------------------------------------
+
+
+def test_a_fit_diverging_later_returns_its_best_finite_epoch():
+    """A real divergence: lr = 50 trains the uniform policy but not the blocks the fit reaches at
+    epoch 6; the fit stops there and returns epoch 3, the lowest validation AUC before it."""
+    task = perceptron(n_desired=14)
+    args = (task, T, 50.0, 2, 1e-3)
+    res = ll.fit_block_policy(*args, 8, validation=4, progress=False)
+    assert res.stopped is not None and res.stopped.startswith("diverged at epoch 6: ")
+    assert "lr=50" in res.stopped
+    assert [h["epoch"] for h in res.history] == list(range(7))
+    last = res.history[-1]
+    assert last["stopped"] == res.stopped and math.isnan(last["J"])
+    assert all("stopped" not in h for h in res.history[:-1])
+    vals = res.column("val_auc")[:-1]
+    assert res.best_epoch == min(range(len(vals)), key=vals.__getitem__)
+    assert 0 < res.best_epoch < 6
+    # the returned policy is that epoch's: its validation AUC is the history entry's …
+    fit_task, val = split_validation(task, 4)
+    run = ll.train(fit_task.with_(test=val), res.policy, 50.0)
+    assert float(run.test_loss[1:].sum()) == pytest.approx(
+        res.history[res.best_epoch]["val_auc"], rel=1e-12
+    )
+    # … and the φ that a fit stopped by its epoch count at that epoch ends with
+    short = ll.fit_block_policy(*args, res.best_epoch, validation=4, progress=False)
+    assert short.stopped is None and short.best_epoch == res.best_epoch
+    assert torch.equal(short.phi, res.phi)
+    assert torch.equal(res.policy, block_policy(res.phi, T))
+    assert torch.equal(res.run.desired_loss, ll.train(task, res.policy, 50.0).desired_loss)
+
+
+def test_a_non_finite_gradient_after_epoch_0_stops_the_fit(monkeypatch):
+    task = perceptron()
+    scaled_sweeps(monkeypatch, 1.0, at={2: math.inf})
+    res = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 5, progress=False)
+    assert res.stopped.startswith("diverged at epoch 2: ∂J/∂γ is not finite")
+    assert [h["epoch"] for h in res.history] == [0, 1, 2]
+    assert res.history[-1]["stopped"] == res.stopped and math.isfinite(res.history[-1]["J"])
+    js = res.column("J")
+    assert res.best_epoch == js.index(min(js))  # epoch 2's policy is finite: a candidate
+
+
+def test_non_finite_parameters_stop_the_fit(monkeypatch):
+    task = perceptron()
+    real = pf.feature_pullback
+    calls = []
+
+    def pullback(*args, **kwargs):  # epoch 1: a finite ∂J/∂φ whose GD step overflows
+        g = real(*args, **kwargs)
+        if len(calls) == 1:
+            g = g * (1e308 / g.abs().max())
+        calls.append(1)
+        return g
+
+    monkeypatch.setattr(pf, "feature_pullback", pullback)
+    res = ll.fit_feature_policy(
+        task, T, 10.0, outer_lr=10.0, epochs=5, optimizer="gd", progress=False
+    )
+    assert res.stopped.startswith("diverged at epoch 2: the feature policy parameters")
+    assert [h["epoch"] for h in res.history] == [0, 1, 2]
+    assert math.isnan(res.history[-1]["J"]) and res.best_epoch in (0, 1)
+    assert bool(torch.isfinite(res.phi).all())
+
+
+def test_patience_and_full_runs_are_not_stopped():
+    task = perceptron()
+    res = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
+    assert res.stopped is None and len(res.history) == 4
+    res = ll.fit_block_policy(task, T, 50.0, 2, 1.0, 6, patience=1, progress=False)
+    assert res.stopped is None and len(res.history) < 7
+
+
+def test_epoch_0_divergence_still_raises(monkeypatch):
+    task = perceptron()
+    # the uniform policy (the start, and the baseline) diverges at η = 10⁴
+    with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=10000"):
+        ll.fit_block_policy(task, T, 1e4, 2, 1e-3, 3, progress=False)
+    with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=10000"):
+        ll.fit_feature_policy(task, T, 1e4, epochs=0, progress=False)
+    # at η = 50 the uniform baseline trains but all the weight on example 0 does not
+    start = torch.zeros(2, 20, dtype=F64)
+    start[:, 0] = 1
+    for epochs in (0, 3):
+        with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=50.*epoch 0 .*smaller lr"):
+            ll.fit_block_policy(task, T, 50.0, 2, 1e-3, epochs, initial=start, progress=False)
+    scaled_sweeps(monkeypatch, 1.0, at={0: math.nan})
+    with pytest.raises(ll.DivergenceError, match=r"not finite at epoch 0 .*lr = 10"):
+        ll.fit_block_policy(task, T, 10.0, 2, 1e-3, 3, progress=False)
