@@ -53,6 +53,7 @@ from learnlaw.analysis.scaling import (
     fit_scaling_law,
     fit_scaling_laws,
 )
+from learnlaw.analysis.sharpness import sharpness
 from learnlaw.analysis.theory import (
     KKTReport,
     ProjectionKKT,
@@ -197,6 +198,7 @@ __all__ = [
     "classic_schedule",
     "LrChoice",
     "select_lr",
+    "sharpness",
     "tune_lr",
     "validation_task",
     "desired_only_task",

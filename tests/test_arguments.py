@@ -367,6 +367,11 @@ TABLE = {
             "outer_step": ("choice", "plain"),
         },
     ),
+    "sharpness": (
+        _with_task(L.sharpness, "task", "policy"),
+        dict(lr=0.1),
+        {"lr": "lr", "every": "int+", "iters": "int+", "seed": "int"},
+    ),
     "select_lr": (
         lambda e, **kw: L.select_lr(e["task"], lambda t, lr: None, [0.1], **kw),
         {},

@@ -221,3 +221,87 @@ def test_epoch_0_divergence_still_raises(monkeypatch):
     scaled_sweeps(monkeypatch, 1.0, at={0: math.nan})
     with pytest.raises(ll.DivergenceError, match=r"not finite at epoch 0 .*lr = 10"):
         ll.fit_block_policy(task, T, 10.0, 2, 1e-3, 3, progress=False)
+
+
+# ---- 3. λ_max along a run ----------------------------------------------------------------------
+
+
+def exact_top_eigenvalues(task, policy, lr, steps):
+    """λ_max of the full Hessian of Σ_n γ_{t,n} l_n at θ_t (torch.func.hessian, eigvalsh), with θ_t
+    from an independent train(keep_params=True)."""
+    run = ll.train(task, policy, lr, keep_params=True)
+    spec = task.spec
+    x, y = task.train
+
+    def weighted(theta, gamma):
+        return (gamma * task.per_example_loss(spec.unflatten(theta), x, y)).sum()
+
+    out = []
+    for t in steps:
+        h = torch.func.hessian(weighted)(run.trajectory[t], policy[t])
+        out.append(float(torch.linalg.eigvalsh((h + h.T) / 2)[-1]))
+    return out
+
+
+def tiny_mlp():
+    from learnlaw.tasks.toy import mlp_task
+
+    return mlp_task(dim=3, hidden=4, classes=3, n_train=10, n_desired=5, n_test=5, dtype=F64)
+
+
+@pytest.mark.parametrize("make", ["perceptron", "perceptron_autodiff", "mlp"])
+def test_sharpness_matches_the_exact_top_eigenvalue(make):
+    if make == "mlp":
+        task = tiny_mlp()
+    else:
+        kernels = "autodiff" if make.endswith("autodiff") else "logistic"
+        task = ll.perceptron_task(
+            dim=5, n_train=12, n_desired=6, n_test=6, dtype=F64, seed=2, kernels=kernels
+        )
+    steps, lr = 9, 2.0
+    g = torch.Generator().manual_seed(4)
+    policy = torch.softmax(torch.randn(steps, task.n_train, generator=g, dtype=F64), 1)
+    measured, lam = ll.sharpness(task, policy, lr, every=4, iters=task.n_params)
+    assert measured.tolist() == [0, 4, 8] and measured.dtype == torch.int64
+    assert lam.dtype == F64 and lam.shape == (3,)
+    exact = exact_top_eigenvalues(task, policy, lr, [0, 4, 8])
+    assert lam.tolist() == pytest.approx(exact, rel=1e-8)
+    assert len({round(v, 6) for v in exact}) == 3  # θ_t moved: three different Hessians
+    # every step, and a different seed: the same eigenvalues
+    m1, lam1 = ll.sharpness(task, policy, lr, iters=task.n_params, seed=7)
+    assert m1.tolist() == list(range(steps))
+    assert lam1[[0, 4, 8]].tolist() == pytest.approx(exact, rel=1e-8)
+    # fewer Lanczos steps: a lower bound (Ritz values increase to λ_max)
+    _, few = ll.sharpness(task, policy, lr, every=4, iters=2)
+    assert all(f <= e * (1 + 1e-12) for f, e in zip(few.tolist(), exact))
+
+
+def test_sharpness_edge_cases_and_bad_inputs():
+    task = ll.perceptron_task(dim=4, n_train=8, n_desired=4, n_test=4, dtype=F64, seed=1)
+    policy = ll.uniform_policy(5, 8, dtype=F64)
+    steps, lam = ll.sharpness(task, policy, 1.0, every=50, iters=4)  # every > T: step 0 only
+    assert steps.tolist() == [0]
+    assert lam.tolist() == pytest.approx(exact_top_eigenvalues(task, policy, 1.0, [0]), rel=1e-8)
+    steps, _ = ll.sharpness(task, policy, 1.0, every=5, iters=4)
+    assert steps.tolist() == [0]
+    steps, _ = ll.sharpness(task, policy, 1.0, every=2, iters=4)
+    assert steps.tolist() == [0, 2, 4]
+    # a zero Hessian: at η = 1e300 one step saturates every sigmoid (H = Xᵀdiag(o(1−o))X = 0)
+    _, lam = ll.sharpness(task, policy, 1e300, every=2, iters=4)
+    assert lam[0] > 0 and lam[1:].tolist() == [0.0, 0.0]
+    with pytest.raises(ll.PolicyError):
+        ll.sharpness(task, torch.zeros(5, 8, dtype=F64), 1.0)
+    with pytest.raises(ValueError, match="every"):
+        ll.sharpness(task, policy, 1.0, every=0)
+    with pytest.raises(ValueError, match="iters"):
+        ll.sharpness(task, policy, 1.0, iters=0)
+    with pytest.raises(TypeError, match="seed"):
+        ll.sharpness(task, policy, 1.0, seed=1.5)
+    with pytest.raises(ValueError, match="learning rate"):
+        ll.sharpness(task, policy, -1.0)
+    with pytest.raises(TypeError, match="Task"):
+        ll.sharpness("task", policy, 1.0)
+    with pytest.raises(ll.PolicyError):
+        ll.sharpness(task, ll.uniform_policy(5, 7, dtype=F64), 1.0)
+    with pytest.raises(ll.DivergenceError, match=r"step 4 .*lr=1e\+308"):
+        ll.sharpness(task, policy, 1e308, every=2)
