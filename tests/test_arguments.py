@@ -98,6 +98,7 @@ TABLE = {
             "progress": "bool",
             "divergence_factor": "factor",
             "tf32": "bool",
+            "outer_step": ("choice", "plain"),
         },
     ),
     "online_policy": (

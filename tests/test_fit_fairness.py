@@ -305,3 +305,59 @@ def test_sharpness_edge_cases_and_bad_inputs():
         ll.sharpness(task, ll.uniform_policy(5, 7, dtype=F64), 1.0)
     with pytest.raises(ll.DivergenceError, match=r"step 4 .*lr=1e\+308"):
         ll.sharpness(task, policy, 1e308, every=2)
+
+
+# ---- the full search (optimize_policy) ---------------------------------------------------------
+
+
+def test_optimize_policy_normalized_step(monkeypatch, tmp_path):
+    """outer_step="normalized" in the full search: invariant to the gradient's scale, the same
+    steps as fit_block_policy with B = T, and a pre-outer_step checkpoint resumes as "plain"."""
+    import learnlaw.core.optimize as opt
+
+    task = perceptron()
+    eps = 0.005
+    ref = ll.optimize_policy(task, T, 10.0, eps, 3, outer_step="normalized", progress=False)
+    assert ref.config.outer_step == "normalized"
+    js = ref.column("J")
+    assert len({round(j, 9) for j in js}) == 4, js
+    fit = ll.fit_block_policy(task, T, 10.0, T, eps, 3, outer_step="normalized", progress=False)
+    assert fit.column("J") == pytest.approx(js, rel=1e-12)
+    real = opt.adjoint_sweep
+
+    def scaled(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out.grad.mul_(1e4)
+        return out
+
+    monkeypatch.setattr(opt, "adjoint_sweep", scaled)
+    res = ll.optimize_policy(task, T, 10.0, eps, 3, outer_step="normalized", progress=False)
+    assert res.column("J") == pytest.approx(js, rel=1e-10)
+    assert torch.allclose(res.policy, ref.policy, rtol=1e-9, atol=1e-14)
+    plain = ll.optimize_policy(task, T, 10.0, eps, 1, progress=False)  # scaled: a huge step
+    assert plain.column("J")[1] != pytest.approx(js[1], rel=1e-6)
+    monkeypatch.setattr(opt, "adjoint_sweep", real)
+    with pytest.raises(ValueError, match="outer_step"):
+        ll.optimize_policy(task, T, 10.0, eps, 1, outer_step="rms", progress=False)
+    # a state saved before outer_step existed (no such key) resumes as "plain"
+    full = ll.optimize_policy(task, T, 10.0, 1e-3, 2, progress=False)
+
+    def interrupt(entry):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ll.optimize_policy(
+            task, T, 10.0, 1e-3, 2, checkpoint_dir=tmp_path, callback=interrupt, progress=False
+        )
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    del state["config"]["outer_step"]
+    torch.save(state, tmp_path / "state.pt")
+    resumed = ll.optimize_policy(
+        task, T, 10.0, 1e-3, 2, checkpoint_dir=tmp_path, resume=True, progress=False
+    )
+    assert torch.equal(resumed.policy, full.policy)
+    with pytest.raises(ValueError, match="outer_step"):
+        ll.optimize_policy(
+            task, T, 10.0, 1e-3, 2, checkpoint_dir=tmp_path, resume=True,
+            outer_step="normalized", progress=False,
+        )  # fmt: skip

@@ -6,6 +6,14 @@ starting from the uniform policy, where ∂J/∂γ comes from the adjoint sweep
 (:func:`learnlaw.core.adjoint.adjoint_sweep`) and Proj_Δ is the Euclidean projection onto the simplex
 (:func:`learnlaw.core.policy.project_simplex`). ε_e is constant or decays linearly to 0 over the
 epochs; the first ``uniform_steps`` rows (t < t_u) can be left uniform.
+
+``outer_step="normalized"`` divides ∂J/∂γ (its updated rows, with a penalty's gradient added)
+by its root mean square over all those entries before the step (:func:`rms_normalize`): the
+step is then invariant to any positive rescaling of the gradient — the factor η in
+∂J/∂γ_{t,n} = −η ∇l_n(θ_t)·a_{t+1} and the adjoint's growth at large η alike — and ε is a
+step per entry in units of γ (entries ≈ 1/N: ε ≈ 0.1/N is a tenth of the uniform weight).
+:mod:`learnlaw.policies.parametric_fit` gives the argument and the rejected alternative
+(dividing by η). ``"plain"`` (the default) is the paper's step.
 """
 
 from __future__ import annotations
@@ -36,7 +44,40 @@ from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
 from learnlaw.core.training import DIVERGENCE_FACTOR, Run, check_factor, check_lr, train
 
-__all__ = ["optimize_policy", "SearchResult", "SearchConfig"]
+__all__ = ["optimize_policy", "SearchResult", "SearchConfig", "rms_normalize", "OUTER_STEPS"]
+
+OUTER_STEPS = ("plain", "normalized")
+
+
+def rms_normalize(g: Tensor, shard=None) -> Tensor:
+    """g / √(mean g²) over all entries (the ``"normalized"`` outer step); 0 for g = 0.
+
+    ĝ(c·g) = ĝ(g) for every c > 0. Computed as (g/m)/√(mean (g/m)²) with m = max|g|, so that
+    squaring cannot overflow (float32 gradients of 1e20) or underflow. Inside a
+    ``torch.distributed`` group (``shard`` given) the max and the mean run over every rank's
+    columns (two all-reduces of one float).
+
+    Args:
+        g: a finite gradient of any shape (``(T, N)`` or a rank's ``(T, N_r)`` block, ``(B, D)``).
+        shard: this rank's :class:`~learnlaw.core.distributed.Shard`, or ``None``.
+
+    Returns:
+        ĝ, the shape, dtype and device of ``g``, root mean square 1 (or all zeros).
+    """
+    m = (g.abs().amax() if g.numel() else g.new_zeros(())).reshape(1)
+    count = g.numel()
+    if shard is not None:
+        import torch.distributed as dist
+
+        all_reduce(m, op=dist.ReduceOp.MAX)
+        count = int(all_reduce(torch.tensor([count], dtype=torch.int64, device=g.device))[0])
+    if not bool(m[0] > 0):
+        return torch.zeros_like(g)
+    s = g / m[0]
+    ss = s.square().sum().reshape(1)
+    if shard is not None:
+        all_reduce(ss)
+    return s / (ss[0] / count).sqrt()
 
 
 @dataclass(frozen=True)
@@ -54,6 +95,7 @@ class SearchConfig:
     uniform_steps: int
     checkpoint_every: int | str | None
     penalty: str | None = None
+    outer_step: str = "plain"
 
 
 @dataclass
@@ -115,6 +157,7 @@ def optimize_policy(
     callback: Callable[[dict], None] | None = None,
     divergence_factor: float | None = DIVERGENCE_FACTOR,
     tf32: bool = False,
+    outer_step: str = "plain",
 ) -> SearchResult:
     """Search a near-optimal policy by projected gradient descent on J(γ) = Σ_{t=1}^T L_dsr(θ_t).
 
@@ -149,6 +192,13 @@ def optimize_policy(
             GPU (:func:`~learnlaw.core.precision.matmul_precision`): faster, relative rounding
             2⁻¹¹ per matmul input; no effect on the CPU or in float64. It is not part of the
             saved search configuration: a search may be resumed with the other setting.
+        outer_step: ``"plain"`` (γ_t ← Proj_Δ[γ_t − ε_e ∂J/∂γ_t], the paper's step) or
+            ``"normalized"`` (the gradient divided by its root mean square over the updated
+            rows first: invariant to its scale, ε a step per entry in units of γ; module note).
+            Part of the saved configuration (states saved before it existed read as
+            ``"plain"``). A diverging epoch still raises here; for the best-finite-epoch rule
+            use :func:`~learnlaw.policies.parametric_fit.fit_block_policy` with B = T, the
+            same search.
 
     Inside a ``torch.distributed`` group of R > 1 processes (:mod:`learnlaw.core.distributed`)
     every rank holds and updates only its ``(T, N_r)`` columns of γ: the sweep reduces
@@ -168,6 +218,7 @@ def optimize_policy(
     checks.check_path(checkpoint_dir, "checkpoint_dir", allow_none=True)
     checks.check_bool(resume, "resume")
     checks.check_bool(progress, "progress")
+    checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
     lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)
@@ -198,6 +249,7 @@ def optimize_policy(
         uniform_steps,
         checkpoint_every,
         None if penalty is None else getattr(penalty, "__name__", type(penalty).__name__),
+        outer_step,
     )
     opts = dict(dtype=task.dtype, device=task.device)
     n_local = task.n_train if shard is None else shard.size()
@@ -216,10 +268,11 @@ def optimize_policy(
         ckdir.mkdir(parents=True, exist_ok=True)
         state = load_state(ckdir, shard, task.device) if resume else None
         if state is not None:
-            if state["config"] != asdict(config):
+            saved = {"outer_step": "plain", **state["config"]}  # saved before outer_step
+            if saved != asdict(config):
                 diff = {
                     k: (v, asdict(config)[k])
-                    for k, v in state["config"].items()
+                    for k, v in saved.items()
                     if asdict(config).get(k) != v
                 }
                 raise ValueError(
@@ -279,7 +332,10 @@ def optimize_policy(
             grad = grad + pgrad
         keep_now(epoch)
         bar.set_postfix(J=f"{entry['J']:.4f}", AR=f"{entry['ar_test']:.2f}")
-        step = project_simplex_sharded(policy[uniform_steps:] - eps * grad[uniform_steps:], shard)
+        rows = grad[uniform_steps:]
+        if outer_step == "normalized":
+            rows = rms_normalize(rows, shard)
+        step = project_simplex_sharded(policy[uniform_steps:] - eps * rows, shard)
         policy[uniform_steps:] = step
         if ckdir is not None:
             save_state(

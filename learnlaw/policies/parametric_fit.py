@@ -21,8 +21,8 @@ and the adjoint a, which grows wherever η·λ_max(H_t) > 2 (:mod:`learnlaw.anal
 With ``outer_step="plain"`` (the default, the stored numerics of the book) φ moves by ε·∂J/∂φ,
 so one ε cannot serve a whole η grid: what is a small step at η = 0.1 overshoots at η = 10.
 ``outer_step="normalized"`` divides the pulled-back gradient g = ∂J/∂φ by its root mean square
-over all its entries, ĝ = g / √(mean g²) (:func:`rms_normalize`; g = 0 gives ĝ = 0), before the
-optimizer sees it. ĝ is unchanged by any positive rescaling g → c·g, so the update is invariant
+over all its entries, ĝ = g / √(mean g²) (:func:`~learnlaw.core.optimize.rms_normalize`;
+g = 0 gives ĝ = 0), before the optimizer sees it. ĝ is unchanged by any positive rescaling g → c·g, so the update is invariant
 to the scale of ∂J/∂γ — the explicit factor η and the adjoint's growth alike — and ε becomes a
 step in units of φ per entry (root mean square): for block policies, rows on the simplex with
 entries ≈ 1/N, ε ≈ 0.1/N moves each entry by about a tenth of its uniform value (before the
@@ -62,6 +62,7 @@ from tqdm.auto import tqdm
 from learnlaw.core import checks
 from learnlaw.core.adjoint import adjoint_sweep
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration
+from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
@@ -83,27 +84,6 @@ __all__ = [
     "rms_normalize",
     "split_validation",
 ]
-
-OUTER_STEPS = ("plain", "normalized")
-
-
-def rms_normalize(g: Tensor) -> Tensor:
-    """g / √(mean g²) over all entries (the ``"normalized"`` outer step); 0 for g = 0.
-
-    ĝ(c·g) = ĝ(g) for every c > 0. Computed as (g/m)/√(mean (g/m)²) with m = max|g|, so that
-    squaring cannot overflow (float32 gradients of 1e20) or underflow.
-
-    Args:
-        g: a gradient of any shape (e.g. ∂J/∂φ, ``(B, N)`` or ``(B, D)``), finite.
-
-    Returns:
-        ĝ, the shape, dtype and device of ``g``, root mean square 1 (or all zeros).
-    """
-    m = g.abs().amax() if g.numel() else g.new_zeros(())
-    if not bool(m > 0):
-        return torch.zeros_like(g)
-    s = g / m
-    return s / s.square().mean().sqrt()
 
 
 @dataclass
