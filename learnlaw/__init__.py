@@ -9,7 +9,9 @@ The public API, by concept:
   (controls: :func:`replay_policy`, :func:`random_sparse_policy`; ``online_policy(control=)``)
 * step-size schedules (constant, linear, cosine, with warm-up): :func:`classic_schedule`
 * training: :func:`train` → :class:`Run`
-* the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`
+* the AUC and its gradient: :func:`auc`, :func:`compression_ratio`, :func:`policy_gradient`;
+  step sizes: :func:`train` takes a ``(T,)`` schedule, :func:`schedule_gradient` gives ∂J/∂η_t,
+  :func:`classic_schedule` builds constant / linear / cosine ones
 * policy search: :func:`optimize_policy`; from the command line, on one process or under
   ``torchrun`` (data parallelism, :mod:`learnlaw.core.distributed`): ``python -m learnlaw.search``
 * training: the divergence criterion :data:`DIVERGENCE_FACTOR` and :func:`check_divergence`
@@ -62,7 +64,7 @@ from learnlaw.analysis.theory import (
     kkt_report,
     projection_kkt,
 )
-from learnlaw.core.adjoint import adjoint_sweep, policy_gradient
+from learnlaw.core.adjoint import adjoint_sweep, policy_gradient, schedule_gradient
 from learnlaw.core.checkpoint import CheckpointError
 from learnlaw.core.law import (
     contribution_trajectory,
@@ -174,6 +176,7 @@ __all__ = [
     "optimize_policy",
     "perceptron_task",
     "policy_gradient",
+    "schedule_gradient",
     "project_simplex",
     "reach_step",
     "sim",

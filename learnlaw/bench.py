@@ -16,7 +16,10 @@ CPU or in float64), without it exact float32.
 It then prints one ``"case": "online"`` line per online Learning-Law rule
 (:func:`learnlaw.online_policy`): the seconds of one plain run, of one online run of the same T
 (γ_t chosen from the contributions at θ_t), and their ratio — ``relu`` (the cost of ``power``
-too) for the perceptron and the MLP, and ``quadratic`` for the perceptron.
+too) for the perceptron and the MLP, and ``quadratic`` for the perceptron; and one
+``"case": "schedule"`` line per task: one epoch of a step-size schedule search
+(:func:`learnlaw.schedule_gradient`, the same forward + reverse sweep as a policy epoch, and a
+multiplicative update of η_t) against one plain run.
 
 The Transformer (at the CPU scale of ``book/transformer.ipynb``'s defaults, ``TRANSFORMER_CASE``)
 has one row per kernel (``autodiff``, ``autodiff_rr``) without checkpointing. Every policy-epoch
@@ -61,7 +64,7 @@ import time
 
 import torch
 
-from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.adjoint import adjoint_sweep, schedule_gradient
 from learnlaw.core.kernels import resolve_kernels
 from learnlaw.core.policy import project_simplex, uniform_policy
 from learnlaw.core.precision import matmul_precision
@@ -191,6 +194,36 @@ def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool
         train_s=round(t_train, 4),
         online_s=round(t_online, 4),
         ratio=round(t_online / t_train, 2),
+    )
+
+
+def bench_schedule(task, steps: int, lr: float, repeat: int, tf32: bool = False) -> dict:
+    """One schedule epoch (:func:`learnlaw.schedule_gradient`: one forward + one reverse sweep,
+    then a multiplicative update of η_t) against one plain run of the same T."""
+    device = task.device
+    policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
+    sched = torch.full((steps,), lr, dtype=task.dtype, device=device)
+
+    def epoch():
+        _, g = schedule_gradient(task, policy, sched, tf32=tf32)
+        return sched * torch.exp(-0.01 * g / g.abs().max().clamp_min(1e-30))
+
+    epoch()  # warm-up
+    t_train = _best(lambda: train(task, policy, lr, tf32=tf32), repeat, device)
+    t_epoch = _best(epoch, repeat, device)
+    return dict(
+        case="schedule",
+        task=task.name,
+        kernels=resolve_kernels(task.kernels, device),
+        T=steps,
+        N=task.n_train,
+        P=task.n_params,
+        dtype=str(task.dtype).replace("torch.", ""),
+        device=str(device),
+        tf32=tf32,
+        train_s=round(t_train, 4),
+        epoch_s=round(t_epoch, 4),
+        ratio=round(t_epoch / t_train, 2),
     )
 
 
@@ -635,6 +668,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             row = bench_online(task, steps, lr, rule, args.repeat, args.tf32)
             print(json.dumps(row), flush=True)
             rows.append(row)
+    for task, steps, lr in online_cases:  # one epoch of a step-size schedule search
+        row = bench_schedule(task, steps, lr, args.repeat, args.tf32)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     return rows
 
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fair_grid as fg  # noqa: E402
 
 EPSILONS = {
-    "block policy (B=10)": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
-    "full search": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
+    "block policy (B=10)": [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
+    "full search": [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
     "feature scorer": [0.003, 0.01, 0.05, 0.2],
 }
 
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     for method, eps in EPSILONS.items():
         out["scores"][method] = {}
         for e in eps:
-            fg.OUTER[method] = e
+            g.outer[method] = e
             t0 = time.perf_counter()
             rec = g.trial(f"{method} eps={e:g}", {}, lr, lambda: g.fitted(method, lr))
             v = rec["val_auc"]
@@ -52,6 +52,10 @@ def main(argv=None) -> None:
                 f"(best epoch {rec.get('best_epoch')}, {time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
+    path = fg.OUT / "calibration.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[a.case] = out
+    path.write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps(out))
 
 

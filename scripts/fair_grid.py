@@ -60,7 +60,14 @@ ONLINE = {  # name: (rule, hyperparameter grid); the Transformer runs the first 
     "online relu, line search": ("relu", [{"step": "line_search"}]),
 }
 EPOCHS, PATIENCE = 30, 8
-OUTER = {"block policy (B=10)": 2e-4, "full search": 2e-4, "feature scorer": 0.05}
+# outer steps ε (outer_step="normalized"), chosen on the design seed 0 by scripts/fair_calibrate.py
+# (learnlaw/data/fair/calibration.json); clean4096 was not calibrated and takes clean512's
+OUTER = {"block policy (B=10)": 1e-5, "full search": 1e-6, "feature scorer": 0.01}
+OUTER_BY_CASE = {
+    "clean512": OUTER,
+    "clean4096": OUTER,
+    "noisy512": {"block policy (B=10)": 1e-5, "full search": 1e-5, "feature scorer": 0.01},
+}
 TRANSFORMER_STEPS = 1000
 
 
@@ -98,6 +105,7 @@ class Grid:
         task, self.steps, self.grid = make_task(case, seed)
         self.val = validation_task(task, task.n_desired // 4, seed)  # desired = fit, test = val
         self.both = task.with_(desired=self.val.test)
+        self.outer = dict(OUTER_BY_CASE.get(case, OUTER))
         self.dir = CACHE / case / f"seed{seed}"
         self.dir.mkdir(parents=True, exist_ok=True)
 
@@ -157,13 +165,13 @@ class Grid:
             )
             res = ll.fit_feature_policy(
                 self.val, self.steps, lr, features=feats, feature_names=names, blocks=10,
-                link="sparsemax", optimizer="gd", outer_lr=OUTER[method], epochs=EPOCHS,
+                link="sparsemax", optimizer="gd", outer_lr=self.outer[method], epochs=EPOCHS,
                 **common,
             )  # fmt: skip
         else:
             blocks = 10 if method.startswith("block") else self.steps
             res = ll.fit_block_policy(
-                self.val, self.steps, lr, blocks, OUTER[method], EPOCHS, **common
+                self.val, self.steps, lr, blocks, self.outer[method], EPOCHS, **common
             )
         out = self._score(res.policy, lr)
         out.update(

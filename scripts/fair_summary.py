@@ -104,7 +104,7 @@ def seed_summary(case: str, seed: int) -> dict:
         for r in recs
     ]  # fmt: skip
     plain = [r["seconds"] for r in recs if r["method"] == "uniform" and "seconds" in r]
-    out["plain_seconds_median"] = float(np.median(plain)) / 2  # a trial = a val + a report run
+    out["plain_seconds_median"] = float(np.median(plain))  # a uniform trial is one run
     for regime, lr in (("a", PAPER_LR[case]), ("b", None)):
         base = pick(recs, "uniform", lr)
         sched = pick(recs, "uniform, scheduled", lr)
@@ -128,6 +128,31 @@ def seed_summary(case: str, seed: int) -> dict:
                 r["at_edge"] = edge_of_tried(recs, m, chosen)
             rows.append(r)
         out["regimes"][regime] = dict(levels=[float(v) for v in levels], rows=rows)
+    out["controls"] = controls(recs, case, vocab)
+    return out
+
+
+def controls(recs: list[dict], case: str, vocab: int) -> list[dict]:
+    """Per Law method with norm-matched controls, at the paper's η and at the method's tuned η:
+    the held-out CR of uniform training, of the method, and of its direction and length
+    controls (the method's hyperparameters chosen on validation at that η)."""
+    cr = lambda r: compression_ratio(torch.as_tensor(r["test"]), vocab)  # noqa: E731
+    out = []
+    names = [m[: -len(", direction control")] for m in dict.fromkeys(r["method"] for r in recs)]
+    names = [m for m in names if pick(recs, f"{m}, direction control") is not None]
+    for m in dict.fromkeys(names):
+        tuned_lr = pick(recs, m)["lr"]
+        for where, lr in (("paper", PAPER_LR[case]), ("tuned", tuned_lr)):
+            me = pick(recs, m, lr)
+            d = pick(recs, f"{m}, direction control", lr)
+            ln = pick(recs, f"{m}, length control", lr)
+            u = pick(recs, "uniform", lr)
+            if None in (me, d, ln, u):
+                continue
+            out.append(dict(
+                method=m, where=where, lr=lr, cr_uniform=cr(u), cr_method=cr(me),
+                cr_direction=cr(d), cr_length=cr(ln),
+            ))  # fmt: skip
     return out
 
 

@@ -82,6 +82,11 @@ TABLE = {
         dict(lr=0.1),
         {"lr": "lr", "checkpoint_every": "ckpt", "divergence_factor": "factor", "tf32": "bool"},
     ),
+    "schedule_gradient": (
+        _with_task(L.schedule_gradient, "task", "policy"),
+        dict(lr=0.1),
+        {"lr": "lr", "checkpoint_every": "ckpt", "divergence_factor": "factor", "tf32": "bool"},
+    ),
     "optimize_policy": (
         _with_task(L.optimize_policy, "task"),
         dict(steps=3, lr=0.1, outer_lr=0.1, epochs=1, progress=False),

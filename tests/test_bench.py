@@ -10,7 +10,12 @@ def test_quick_benchmark_lines(capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines == rows
     online = [r for r in rows if r.get("case") == "online"]
-    rows = [r for r in rows if r.get("case") != "online"]
+    schedule = [r for r in rows if r.get("case") == "schedule"]
+    rows = [r for r in rows if r.get("case") not in ("online", "schedule")]
+    assert {r["task"] for r in schedule} == {"perceptron", "mlp"}
+    for r in schedule:  # one schedule epoch: a forward and a reverse sweep, so more than a run
+        assert r["epoch_s"] > 0 and r["ratio"] > 0
+        assert abs(r["ratio"] - r["epoch_s"] / r["train_s"]) <= 0.1 * r["ratio"] + 0.01
     assert {(r["task"], r["rule"]) for r in online} == {
         ("perceptron", "relu"),
         ("perceptron", "quadratic"),

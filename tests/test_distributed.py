@@ -2,6 +2,7 @@
 
 One spawn computes everything (process start-up dominates): for a small perceptron, the MLP and
 a tiny Transformer, with N not divisible by 2 (uneven shards), the policy gradient J and ∂J/∂γ,
+training and ∂J/∂η_t (schedule_gradient) under a (T,) step-size schedule,
 3 epochs of optimize_policy, the same search interrupted after one epoch and resumed, and the
 contributions; plus the divergence error and the world-size checks on resume. Every number must
 equal the single-process one to a relative error of 1e-10 (float64).
@@ -61,6 +62,9 @@ def compute(name, ckdir: Path) -> dict:
     task = make_task(name)
     steps, lr, outer = CASES[name]
     J, grad = ll.policy_gradient(task, random_policy(steps, task.n_train), lr, checkpoint_every=3)
+    sched = lr * (0.5 + torch.rand(steps, generator=torch.Generator().manual_seed(2), dtype=F64))
+    sJ, sgrad = ll.schedule_gradient(task, random_policy(steps, task.n_train), sched, 3)
+    srun = ll.train(task, random_policy(steps, task.n_train), sched)
     search = ll.optimize_policy(task, steps, lr, outer, 3, keep=(1, 3), progress=False)
 
     def stop_after_first(entry):
@@ -83,6 +87,10 @@ def compute(name, ckdir: Path) -> dict:
         resumed_policy=resumed.policy,
         resumed_J=torch.tensor(resumed.column("J")),
         contributions=ll.contributions(task),
+        sched_J=sJ,
+        sched_grad=sgrad,
+        sched_desired=srun.desired_loss,
+        sched_test=srun.test_loss,
     )
 
 
@@ -144,6 +152,8 @@ def test_two_processes_equal_one(runs, name):
         close(got["resumed_policy"], ref["policy"])
         close(got["resumed_J"], ref["search_J"])
         close(got["contributions"], ref["contributions"])
+        for key in ("sched_J", "sched_grad", "sched_desired", "sched_test"):  # a (T,) schedule
+            close(got[key], ref[key])
         assert got["zero_fraction"] == ref["zero_fraction"]
     # the search moved the policy, and the projection set weights to zero (the threshold
     # iteration across shards was exercised)

@@ -7,6 +7,17 @@ policy rows γ_t, and J(γ) = Σ_{t=1}^{T} L_dsr(θ_t). With the adjoint a_t = �
     ∂J/∂γ_{t,n} = −η ∇l_n(θ_t) · a_{t+1}
     a_t = ∇L_dsr(θ_t)·[t ≥ 1] + (I − η H_t(θ_t)) a_{t+1},     H_t = ∇² L_{γ_t}
 
+With a per-step schedule η_t (θ_{t+1} = θ_t − η_t ∇L_{γ_t}(θ_t)) the same sweep gives
+
+    ∂J/∂γ_{t,n} = −η_t ∇l_n(θ_t) · a_{t+1},      a_t = ∇L_dsr(θ_t)·[t ≥ 1] + (I − η_t H_t) a_{t+1},
+    ∂J/∂η_t = −Σ_n γ_{t,n} ∇l_n(θ_t) · a_{t+1} = (γ_t · ∂J/∂γ_t) / η_t
+
+at no extra cost (:func:`schedule_gradient`). At an interior optimum of J over η_t,
+∂J/∂η_t = 0: the weighted gradient Σ_n γ_{t,n} ∇l_n(θ_t) is orthogonal to the adjoint a_{t+1} —
+the step-size counterpart of the Learning Law (which asks every used example's ∇l_n·a_{t+1} to
+be equal). Its one-step reading (a_{t+1} ≈ ∇L_dsr(θ_{t+1})) is an exact line search of the
+desired loss along the weighted gradient (``online_policy(step="line_search")``).
+
 Each reverse step is one kernel call that returns both H_t a_{t+1} and all N dot products
 ∇l_n·a_{t+1} (one forward-over-reverse pass, see :mod:`learnlaw.core.kernels`).
 """
@@ -21,19 +32,25 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
-from learnlaw.core.distributed import gather_columns, shard_of
+from learnlaw.core.distributed import all_reduce, gather_columns, shard_of
 from learnlaw.core.kernels import kernels_for
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
 from learnlaw.core.training import (
     DIVERGENCE_FACTOR,
     check_factor,
-    check_lr,
     forward_sweep,
+    prepare_lr,
     prepare_policy,
 )
 
-__all__ = ["policy_gradient", "adjoint_sweep", "Sweep", "resolve_checkpointing"]
+__all__ = [
+    "policy_gradient",
+    "schedule_gradient",
+    "adjoint_sweep",
+    "Sweep",
+    "resolve_checkpointing",
+]
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,8 @@ class Sweep:
         checkpoint_every: k, the spacing of stored θ's.
         stored_floats: the largest number of trajectory floats held at once
             ((T/k + 1)·P checkpoints plus a k·P segment).
+        lr_grad: ∂J/∂η_t = (γ_t · ∂J/∂γ_t)/η_t, shape ``(T,)`` (summed over every rank's
+            columns inside a process group).
     """
 
     J: float
@@ -55,6 +74,7 @@ class Sweep:
     test_loss: Tensor
     checkpoint_every: int
     stored_floats: int
+    lr_grad: Tensor | None = None
 
 
 def resolve_checkpointing(checkpoint_every: int | str | None, steps: int) -> int:
@@ -70,7 +90,7 @@ def resolve_checkpointing(checkpoint_every: int | str | None, steps: int) -> int
 def adjoint_sweep(
     task: Task,
     policy: Tensor,
-    lr: float,
+    lr: float | Tensor,
     *,
     checkpoint_every: int | str | None = None,
     track_test: bool = True,
@@ -96,7 +116,8 @@ def adjoint_sweep(
     Args:
         task: the task.
         policy: γ, shape ``(T, N)``.
-        lr: η of the inner gradient descent.
+        lr: η of the inner gradient descent, or a ``(T,)`` schedule η_t (see
+            :func:`~learnlaw.core.training.train`).
         checkpoint_every: ``None`` (store θ_0…θ_T), ``"auto"`` (k = ⌈√T⌉) or an int k.
         track_test: also record the test-loss curve in the forward sweep.
         progress: show a tqdm bar over the 2T (or 3T) steps.
@@ -110,17 +131,17 @@ def adjoint_sweep(
     Returns:
         A :class:`Sweep`; ``grad`` and the curves are on the task's device, ``J`` a float.
     """
-    checks.check_lr(lr)
     checks.check_checkpoint_every(checkpoint_every)
     checks.check_bool(track_test, "track_test")
     checks.check_bool(progress, "progress")
-    lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)
     shard = shard_of(task)
     full_width = isinstance(policy, torch.Tensor) and policy.ndim == 2
     full_width = full_width and policy.shape[1] == task.n_train
     policy = prepare_policy(task, policy)
+    lr = prepare_lr(task, lr, len(policy))
+    sched = isinstance(lr, torch.Tensor)
     k = resolve_checkpointing(checkpoint_every, len(policy))
     kernels = kernels_for(task)
     steps, n = policy.shape
@@ -153,12 +174,19 @@ def adjoint_sweep(
                 thetas = ckpt[start:stop]
             else:  # recompute θ_{start+1} … θ_{stop-1} from the checkpoint θ_start
                 first = ckpt[start // k]
-                rest = kernels.forward_segment(first, policy[start : stop - 1], lr)
+                seg_lr = lr[start : stop - 1] if sched else lr
+                rest = kernels.forward_segment(first, policy[start : stop - 1], seg_lr)
                 thetas = torch.cat([first[None], rest])
                 bar.update(stop - 1 - start)
-            a, grad[start:stop] = kernels.reverse_segment(thetas, policy[start:stop], a, lr, start)
+            seg_lr = lr[start:stop] if sched else lr
+            a, grad[start:stop] = kernels.reverse_segment(
+                thetas, policy[start:stop], a, seg_lr, start
+            )
             bar.update(stop - start)
     stored = len(ckpt) * p + (k * p if k > 1 else 0)
+    lr_grad = (policy * grad).sum(1) / lr  # this rank's columns: Σ_n γ_{t,n} ∂J/∂γ_{t,n} / η_t
+    if shard is not None:
+        lr_grad = all_reduce(lr_grad.contiguous())
     if shard is not None and full_width:
         grad = gather_columns(grad, shard)
     return Sweep(
@@ -168,13 +196,14 @@ def adjoint_sweep(
         test_loss=test,
         checkpoint_every=k,
         stored_floats=stored,
+        lr_grad=lr_grad,
     )
 
 
 def policy_gradient(
     task: Task,
     policy: Tensor,
-    lr: float,
+    lr: float | Tensor,
     checkpoint_every: int | str | None = None,
     *,
     divergence_factor: float | None = DIVERGENCE_FACTOR,
@@ -186,7 +215,6 @@ def policy_gradient(
     ``tf32`` (TF32 matmuls on an NVIDIA Ampere+ GPU; no effect on the CPU or in float64) and
     what happens inside a ``torch.distributed`` group. The gradient is on the task's device.
     """
-    checks.check_lr(lr)
     checks.check_checkpoint_every(checkpoint_every)
     sweep = adjoint_sweep(
         task,
@@ -198,3 +226,49 @@ def policy_gradient(
         tf32=tf32,
     )
     return sweep.J, sweep.grad
+
+
+def schedule_gradient(
+    task: Task,
+    policy: Tensor,
+    lr: float | Tensor,
+    checkpoint_every: int | str | None = None,
+    *,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
+    tf32: bool = False,
+) -> tuple[float, Tensor]:
+    """The AUC J and its exact gradient with respect to the step sizes, ∂J/∂η, shape ``(T,)``.
+
+    Training is θ_{t+1} = θ_t − η_t Σ_n γ_{t,n} ∇l_n(θ_t); with the adjoint a_{t+1} = dJ/dθ_{t+1},
+
+        ∂J/∂η_t = −Σ_n γ_{t,n} ∇l_n(θ_t) · a_{t+1} = (γ_t · ∂J/∂γ_t) / η_t,
+
+    read off the same sweep as :func:`policy_gradient` (one forward and one reverse sweep; see
+    :func:`adjoint_sweep` for its cost, ``checkpoint_every``, ``tf32`` and process groups —
+    inside a group of R > 1 every rank sums its own columns and one all-reduce of T floats
+    gives every rank the full gradient). ∂J/∂η_t = 0 at an interior optimum: the step-size
+    Learning Law, the weighted gradient orthogonal to the adjoint.
+
+    Args:
+        task: the task.
+        policy: γ, ``(T, N)``.
+        lr: a float η (the gradient is then taken at the constant schedule η_t = η) or a
+            ``(T,)`` schedule of positive finite steps.
+        checkpoint_every: θ checkpointing, as in :func:`policy_gradient`.
+        divergence_factor: the divergence criterion of the forward sweep.
+        tf32: TF32 matmuls on an NVIDIA Ampere+ GPU (no effect on the CPU or in float64).
+
+    Returns:
+        ``(J, dJ_dlr)``: J a float, dJ_dlr of shape ``(T,)`` on the task's device.
+    """
+    checks.check_checkpoint_every(checkpoint_every)
+    sweep = adjoint_sweep(
+        task,
+        policy,
+        lr,
+        checkpoint_every=checkpoint_every,
+        track_test=False,
+        divergence_factor=divergence_factor,
+        tf32=tf32,
+    )
+    return sweep.J, sweep.lr_grad

@@ -29,6 +29,8 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_lr",
+    "check_schedule",
+    "SCHEDULE_SUPPORTED",
     "check_steps",
     "check_checkpoint_every",
     "check_path",
@@ -178,15 +180,82 @@ def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
     return value
 
 
+SCHEDULE_SUPPORTED = "train, adjoint_sweep, policy_gradient and schedule_gradient"
+"""The public functions that accept a per-step schedule η_t as ``lr``."""
+
+
+def _is_sequence(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.ndim >= 1
+    return hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict))
+
+
 def check_lr(lr: Any, name: str = "lr") -> float:
-    """A learning rate: a positive finite number (the message says "the learning rate")."""
+    """A learning rate: a positive finite number (the message says "the learning rate").
+
+    A schedule (a tensor, list or array of steps) is refused with the names of the functions
+    that take one (:data:`SCHEDULE_SUPPORTED`).
+    """
+    hint = None
+    if _is_sequence(lr):
+        hint = (
+            f"a (T,) schedule is only supported by {SCHEDULE_SUPPORTED}; pass a float here "
+            "(e.g. its peak, or run the schedule with learnlaw.train)"
+        )
     return check_number(
         lr,
         name,
         minimum=0.0,
         strict=True,
         expected="a positive finite number (the learning rate)",
+        hint=hint,
     )
+
+
+def check_schedule(lr: Any, steps: int, name: str = "lr") -> float | torch.Tensor:
+    """A learning rate or a per-step schedule: a positive finite float, or T positive finite steps.
+
+    Args:
+        lr: a number, or a 1-D tensor / list / tuple / numpy array of T numbers.
+        steps: T, the number of policy rows the schedule must match.
+        name: the argument's name in messages.
+
+    Returns:
+        The float, or the schedule as a float64 CPU tensor of shape ``(T,)``.
+
+    Raises:
+        ArgumentTypeError: neither a number nor a 1-D sequence of numbers.
+        ArgumentValueError: a wrong length, or a step that is not positive and finite (the
+            first bad index and its value are named).
+    """
+    if not _is_sequence(lr):
+        return check_lr(lr, name)
+    try:
+        sched = torch.as_tensor(lr.detach().cpu() if isinstance(lr, torch.Tensor) else lr)
+    except (TypeError, ValueError, RuntimeError):
+        raise _fail(name, "a float or a 1-D sequence of T numbers", lr, None, True) from None
+    if sched.ndim != 1:
+        raise ArgumentValueError(
+            f"{name} must be a float or a (T,) schedule with T = {steps}, got "
+            f"{describe(lr)}: pass one step size per policy row"
+        )
+    if sched.dtype == torch.bool or sched.dtype.is_complex:
+        raise _fail(name, "a float or a 1-D sequence of T real numbers", lr, None, True)
+    sched = sched.to(torch.float64)
+    if len(sched) != steps:
+        raise ArgumentValueError(
+            f"{name} has {len(sched)} steps but the policy has T = {steps} rows: pass one step "
+            "size η_t per row (a (T,) schedule), or a float for a constant step"
+        )
+    bad = ~(torch.isfinite(sched) & (sched > 0))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise ArgumentValueError(
+            f"{name}[{i}] = {float(sched[i])!r}: every step of a schedule must be a positive "
+            "finite number (e.g. learnlaw.classic_schedule decays to a small positive step, "
+            "never to 0)"
+        )
+    return sched
 
 
 def check_steps(steps: Any, name: str = "steps", *, policy_hint: bool = False) -> int:

@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from learnlaw.core.kernels import _SegmentOps
+from learnlaw.core.kernels import _SegmentOps, step_at
 from learnlaw.core.task import SPLITS, Task
 
 __all__ = [
@@ -220,8 +220,9 @@ class ShardedKernels(_SegmentOps):
         frac = self._fraction("desired")
         for i in reversed(range(len(gammas))):
             hv, dots = self.inner.reverse(thetas[i], gammas[i], a)
-            grads[i] = dots.mul_(-lr)
-            step = hv.mul_(-lr)  # −η H a (local part)
+            eta = step_at(lr, i)
+            grads[i] = dots.mul_(-eta)
+            step = hv.mul_(-eta)  # −η_t H a (local part)
             if start + i >= 1:
                 step.add_(self.inner.desired_grad(thetas[i]), alpha=frac)
             a = a + all_reduce(step)

@@ -54,11 +54,22 @@ __all__ = [
     "ReverseOverReverseKernels",
     "kernels_for",
     "resolve_kernels",
+    "step_at",
 ]
 
 
+def step_at(lr: float | Tensor, i: int) -> float | Tensor:
+    """η of step ``i`` of a segment: ``lr`` itself (a float) or ``lr[i]`` (a 0-d tensor of a
+    ``(B,)`` schedule slice, on the device: no host synchronisation)."""
+    return lr if not isinstance(lr, Tensor) else lr[i]
+
+
 class _SegmentOps:
-    """Segment operations written once in terms of the per-step kernels."""
+    """Segment operations written once in terms of the per-step kernels.
+
+    ``lr`` is η (a float) or the segment's ``(B,)`` slice of a schedule η_t (a tensor on the
+    task's device); :func:`step_at` gives step i's.
+    """
 
     block = 8  # steps per forward block when every θ_t is stored (memory: block·P floats)
 
@@ -66,7 +77,7 @@ class _SegmentOps:
         """θ_{s+1}, …, θ_{s+B} from θ_s and B policy rows, shape ``(B, P)``."""
         out = theta.new_empty(len(gammas), theta.numel())
         for i in range(len(gammas)):
-            theta = theta - lr * self.train_grad(theta, gammas[i])
+            theta = theta - step_at(lr, i) * self.train_grad(theta, gammas[i])
             out[i] = theta
         return out
 
@@ -99,8 +110,9 @@ class _SegmentOps:
         grads = gammas.new_empty(gammas.shape)
         for i in reversed(range(len(gammas))):
             hv, dots = self.reverse(thetas[i], gammas[i], a)
-            grads[i] = dots.mul_(-lr)
-            a = a - lr * hv
+            eta = step_at(lr, i)
+            grads[i] = dots.mul_(-eta)
+            a = a - eta * hv
             if start + i >= 1:
                 a = a + self.desired_grad(thetas[i])
         return a, grads
@@ -256,7 +268,10 @@ class LogisticKernels(_SegmentOps):
         out = theta.new_empty(len(gammas), theta.numel())
         for i in range(len(gammas)):
             r = torch.mv(xt.T, theta).sigmoid_().sub_(y).mul_(gammas[i])
-            theta = torch.addmv(theta, xt, r, alpha=-lr)
+            if isinstance(lr, Tensor):  # a schedule: η_t folded into r (no host sync)
+                theta = torch.addmv(theta, xt, r.mul_(-lr[i]))
+            else:
+                theta = torch.addmv(theta, xt, r, alpha=-lr)
             out[i] = theta
         return out
 
@@ -273,7 +288,9 @@ class LogisticKernels(_SegmentOps):
         xt = self.xt
         o = torch.sigmoid(thetas @ xt)  # (B, N)
         w = gammas * o * (1 - o)  # diagonal of the weighted Hessian's middle factor
-        r = (o - y).mul_(-lr)  # −η (o − y): ∂J/∂γ_{t,n} = r_{t,n} (x_n · a_{t+1})
+        sched = isinstance(lr, Tensor)
+        neg = -lr[:, None] if sched else -lr
+        r = (o - y).mul_(neg)  # −η_t (o − y): ∂J/∂γ_{t,n} = r_{t,n} (x_n · a_{t+1})
         g_dsr = (torch.sigmoid(thetas @ xd.T) - yd) @ xd / len(yd)  # (B, P)
         if start == 0:
             g_dsr[0] = 0  # J starts at t = 1
@@ -281,7 +298,10 @@ class LogisticKernels(_SegmentOps):
         for i in reversed(range(len(gammas))):
             xa = torch.mv(xt.T, a)
             torch.mul(r[i], xa, out=grads[i])
-            a = torch.addmv(a, xt, w[i] * xa, alpha=-lr).add_(g_dsr[i])
+            if sched:
+                a = torch.addmv(a, xt, (w[i] * xa).mul_(-lr[i])).add_(g_dsr[i])
+            else:
+                a = torch.addmv(a, xt, w[i] * xa, alpha=-lr).add_(g_dsr[i])
         return a, grads
 
 

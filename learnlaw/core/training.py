@@ -96,7 +96,8 @@ class Run:
     Attributes:
         desired_loss: ``(T+1,)`` mean desired loss L_dsr(θ_t) for t = 0…T, in nats.
         test_loss: ``(T+1,)`` mean test loss at θ_0…θ_T, in nats.
-        lr: the learning rate η.
+        lr: the learning rate η (a float), or the schedule η_t given to :func:`train` (a
+            ``(T,)`` CPU tensor).
         vocab_size: |V| of the task (for the compression ratio).
         final_params: θ_T as a dict.
         trajectory: ``(T+1, P)`` flat θ_0…θ_T when ``keep_params=True``, else ``None``.
@@ -105,7 +106,7 @@ class Run:
 
     desired_loss: Tensor
     test_loss: Tensor
-    lr: float
+    lr: float | Tensor
     vocab_size: int
     final_params: dict[str, Tensor]
     trajectory: Tensor | None
@@ -193,7 +194,26 @@ def raise_if_diverged(
     bad = _bad_mask(losses, start, stop, initial, factor)
     if bool(bad.any()):
         t = start + int(bad.nonzero()[0])
-        check_divergence(losses[t], t, lr, initial, factor, what)
+        check_divergence(losses[t], t, lr_of_step(lr, t - 1), initial, factor, what)
+
+
+def lr_of_step(lr: float | Tensor, t: int) -> float:
+    """η_t as a float (a host read of one entry of a schedule: for messages only)."""
+    if isinstance(lr, Tensor):
+        return float(lr[max(t, 0)])
+    return lr
+
+
+def prepare_lr(task: Task, lr, steps: int) -> float | Tensor:
+    """η as a float, or a ``(T,)`` schedule η_t on the task's device and dtype.
+
+    Raises the errors of :func:`learnlaw.core.checks.check_schedule` (wrong length, a step
+    that is not positive and finite).
+    """
+    lr = checks.check_schedule(lr, steps)
+    if isinstance(lr, Tensor):
+        return lr.to(dtype=task.dtype, device=task.device)
+    return lr
 
 
 def forward_sweep(
@@ -208,6 +228,8 @@ def forward_sweep(
     divergence_factor: float | None = DIVERGENCE_FACTOR,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run len(policy) GD steps from the flat θ₀ in blocks of ``kernels.block`` steps.
+
+    ``lr`` is η (a float) or the schedule η_t, a ``(T,)`` tensor on θ's device.
 
     Returns ``(stored, desired, test, theta_T)``: ``stored`` holds θ_j for every j that is a
     multiple of ``store_every`` (all of them for 1, only θ₀ for ``None``), shape
@@ -231,7 +253,8 @@ def forward_sweep(
     with torch.no_grad():
         for s in range(0, steps, kernels.block):
             e = min(s + kernels.block, steps)
-            thetas = kernels.forward_segment(theta, policy[s:e], lr)  # θ_{s+1} … θ_e
+            seg_lr = lr[s:e] if isinstance(lr, Tensor) else lr
+            thetas = kernels.forward_segment(theta, policy[s:e], seg_lr)  # θ_{s+1} … θ_e
             desired[s + 1 : e + 1] = kernels.split_losses(thetas, "desired")
             if track_test:
                 test[s + 1 : e + 1] = kernels.split_losses(thetas, "test")
@@ -255,7 +278,7 @@ def forward_sweep(
 def train(
     task: Task,
     policy: Tensor,
-    lr: float,
+    lr: float | Tensor,
     *,
     keep_params: bool = False,
     progress: bool = False,
@@ -263,6 +286,9 @@ def train(
     tf32: bool = False,
 ) -> Run:
     """Train ``task`` for T = ``len(policy)`` full-batch GD steps under ``policy``.
+
+    θ_{t+1} = θ_t − η_t Σ_n γ_{t,n} ∇l_n(θ_t), with η_t = η for a float ``lr``, or the t-th entry
+    of a ``(T,)`` schedule.
 
     Cost: T weighted full-batch gradients over N plus 2T mean losses over K examples.
     Memory: O(P), or O(T·P) with ``keep_params``.
@@ -275,7 +301,9 @@ def train(
     Args:
         task: the task (model, loss, splits, θ₀).
         policy: γ of shape ``(T, N)``, each row on the simplex.
-        lr: η.
+        lr: η, a positive float; or a schedule η_0…η_{T−1}: a 1-D tensor, list or array of T
+            positive finite steps (e.g. :func:`learnlaw.classic_schedule`), moved to the task's
+            dtype and device.
         keep_params: also return the whole trajectory θ_0…θ_T (T·P floats).
         progress: show a tqdm bar.
         divergence_factor: the divergence criterion's factor (:data:`DIVERGENCE_FACTOR`);
@@ -294,13 +322,12 @@ def train(
         DivergenceError: naming the first step whose loss is not finite or exceeds
             ``divergence_factor`` times its initial value, and the learning rate.
     """
-    checks.check_lr(lr)
     checks.check_bool(keep_params, "keep_params")
     checks.check_bool(progress, "progress")
-    lr = check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)
     policy = prepare_policy(task, policy)
+    lr = prepare_lr(task, lr, len(policy))
     kernels = kernels_for(task)
     spec = task.spec
     theta = spec.flatten(task.params0).detach()
@@ -320,7 +347,7 @@ def train(
     return Run(
         desired_loss=desired,
         test_loss=test,
-        lr=lr,
+        lr=lr.detach().cpu() if isinstance(lr, Tensor) else lr,
         vocab_size=task.vocab_size,
         final_params={k: v.clone() for k, v in spec.unflatten(theta).items()},
         trajectory=stored if keep_params else None,

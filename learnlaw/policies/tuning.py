@@ -94,6 +94,9 @@ def run_of(result: Any, task: Task | None = None, lr: float | None = None) -> Ru
 
 
 def _check_grid(grid: Sequence[float]) -> list[float]:
+    for v in grid if hasattr(grid, "__iter__") else ():
+        if isinstance(v, torch.Tensor) and v.ndim >= 1 or isinstance(v, (list, tuple)):
+            checks.check_lr(v, "grid entry")  # names the functions that take a schedule
     try:
         values = [float(v) for v in grid]
     except TypeError:
