@@ -361,3 +361,42 @@ def test_optimize_policy_normalized_step(monkeypatch, tmp_path):
             task, T, 10.0, 1e-3, 2, checkpoint_dir=tmp_path, resume=True,
             outer_step="normalized", progress=False,
         )  # fmt: skip
+
+
+def test_optimize_policy_divergence_after_epoch_0_names_the_epoch(monkeypatch):
+    """The full search keeps raising (its best-finite-epoch twin is fit_block_policy with B = T),
+    but as a DivergenceError naming the epoch and lr, before a non-finite step reaches γ."""
+    import learnlaw.core.optimize as opt
+
+    task = perceptron()
+    real = opt.adjoint_sweep
+
+    def failing_at(call: int, how: str):
+        calls = []
+
+        def sweep(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == call and how == "raise":
+                raise ll.DivergenceError("training diverged at step 7 with learning rate lr=10")
+            out = real(*args, **kwargs)
+            if len(calls) == call:
+                out.grad[5, 3] = math.inf
+            return out
+
+        monkeypatch.setattr(opt, "adjoint_sweep", sweep)
+        return calls
+
+    calls = failing_at(2, "inf")
+    seen = []
+    with pytest.raises(ll.DivergenceError, match=r"not finite at epoch 1 .*lr = 10.*blocks=steps"):
+        ll.optimize_policy(task, T, 10.0, 1e-3, 3, callback=seen.append, progress=False)
+    assert [h["epoch"] for h in seen] == [0] and len(calls) == 2
+    failing_at(2, "raise")
+    with pytest.raises(ll.DivergenceError, match=r"step 7 .*lr=10 \(at epoch 1 of the policy"):
+        ll.optimize_policy(task, T, 10.0, 1e-3, 3, progress=False)
+    failing_at(1, "raise")  # epoch 0: the sweep's own message, unchanged
+    with pytest.raises(ll.DivergenceError, match=r"lr=10$"):
+        ll.optimize_policy(task, T, 10.0, 1e-3, 3, progress=False)
+    failing_at(1, "inf")
+    with pytest.raises(ll.DivergenceError, match=r"not finite at epoch 0"):
+        ll.optimize_policy(task, T, 10.0, 1e-3, 3, progress=False)

@@ -42,7 +42,14 @@ from learnlaw.core.metrics import compression_ratio, empirical_acceleration
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
-from learnlaw.core.training import DIVERGENCE_FACTOR, Run, check_factor, check_lr, train
+from learnlaw.core.training import (
+    DIVERGENCE_FACTOR,
+    DivergenceError,
+    Run,
+    check_factor,
+    check_lr,
+    train,
+)
 
 __all__ = ["optimize_policy", "SearchResult", "SearchConfig", "rms_normalize", "OUTER_STEPS"]
 
@@ -132,6 +139,12 @@ class SearchResult:
         return [h[name] for h in self.history]
 
 
+_BEST = (
+    "fit_block_policy(task, steps, lr, blocks=steps, ...) runs the same search and returns "
+    "its best finite epoch instead"
+)
+
+
 def _step_size(outer_lr: float, schedule: str, epoch: int, epochs: int) -> float:
     if schedule == "constant":
         return outer_lr
@@ -196,9 +209,11 @@ def optimize_policy(
             ``"normalized"`` (the gradient divided by its root mean square over the updated
             rows first: invariant to its scale, ε a step per entry in units of γ; module note).
             Part of the saved configuration (states saved before it existed read as
-            ``"plain"``). A diverging epoch still raises here; for the best-finite-epoch rule
-            use :func:`~learnlaw.policies.parametric_fit.fit_block_policy` with B = T, the
-            same search.
+            ``"plain"``). A diverging epoch still raises here (:class:`DivergenceError`, a
+            sweep's or a non-finite ∂J/∂γ's, naming the epoch and lr); for the best-finite-epoch
+            rule use :func:`~learnlaw.policies.parametric_fit.fit_block_policy` with B = T, the
+            same search (keeping the best policy here would hold a second (T, N) copy and save
+            it in every checkpoint, for resume to return the same result).
 
     Inside a ``torch.distributed`` group of R > 1 processes (:mod:`learnlaw.core.distributed`)
     every rank holds and updates only its ``(T, N_r)`` columns of γ: the sweep reduces
@@ -314,14 +329,21 @@ def optimize_policy(
         total=epochs,
     )
     for epoch in bar:
-        sweep = adjoint_sweep(
-            task,
-            policy,
-            lr,
-            checkpoint_every=checkpoint_every,
-            divergence_factor=divergence_factor,
-            tf32=tf32,
-        )
+        try:
+            sweep = adjoint_sweep(
+                task,
+                policy,
+                lr,
+                checkpoint_every=checkpoint_every,
+                divergence_factor=divergence_factor,
+                tf32=tf32,
+            )
+        except DivergenceError as err:
+            if epoch == 0:
+                raise
+            raise DivergenceError(
+                f"{err} (at epoch {epoch} of the policy search; {_BEST})"
+            ) from None
         eps = _step_size(outer_lr, schedule, epoch, epochs)
         entry = record(epoch, sweep.desired_loss, sweep.test_loss, eps)
         grad = sweep.grad
@@ -333,6 +355,13 @@ def optimize_policy(
         keep_now(epoch)
         bar.set_postfix(J=f"{entry['J']:.4f}", AR=f"{entry['ar_test']:.2f}")
         rows = grad[uniform_steps:]
+        bad = (~torch.isfinite(rows)).sum().to(rows.dtype).reshape(1)  # one float per rank
+        if bool((all_reduce(bad) if shard is not None else bad)[0] > 0):
+            raise DivergenceError(
+                f"∂J/∂γ is not finite at epoch {epoch} of the policy search (lr = {lr:g}): the "
+                f"adjoint sweep overflowed through the T steps; use a smaller lr or outer_lr "
+                f"({_BEST})"
+            )
         if outer_step == "normalized":
             rows = rms_normalize(rows, shard)
         step = project_simplex_sharded(policy[uniform_steps:] - eps * rows, shard)
