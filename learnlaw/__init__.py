@@ -15,7 +15,9 @@ The public API, by concept:
 * policy search: :func:`optimize_policy`; from the command line, on one process or under
   ``torchrun`` (data parallelism, :mod:`learnlaw.core.distributed`): ``python -m learnlaw.search``
 * training: the divergence criterion :data:`DIVERGENCE_FACTOR` and :func:`check_divergence`
-* parametric policies fitted by the adjoint: :func:`fit_block_policy`, :func:`fit_feature_policy`
+* parametric policies fitted by the adjoint: :func:`fit_block_policy`, :func:`fit_feature_policy`;
+  learned step-size schedules, alone or with the weights: :func:`fit_schedule`, :func:`fit_joint`
+  (their optimality conditions: :func:`schedule_kkt_residual`, :func:`total_free_residual`)
 * scaling laws: :func:`fit_scaling_law`, :func:`acceleration_ratio`; sweeps:
   ``python -m learnlaw.sweep`` (:func:`learnlaw.sweep.run_sweep`)
 * learning as compression: :func:`compress`, :func:`decompress`, :func:`encode`
@@ -54,6 +56,12 @@ from learnlaw.analysis.scaling import (
     empirical_acceleration_ratio,
     fit_scaling_law,
     fit_scaling_laws,
+)
+from learnlaw.analysis.schedule_theory import (
+    FreeTotalKKT,
+    schedule_kkt_residual,
+    total_free_gradient,
+    total_free_residual,
 )
 from learnlaw.analysis.sharpness import sharpness
 from learnlaw.analysis.theory import (
@@ -99,6 +107,7 @@ from learnlaw.policies.online import ONLINE_RULES, OnlineResult, online_policy
 from learnlaw.policies.parametric import block_policy, feature_policy
 from learnlaw.policies.parametric_features import example_features, trajectory_features
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
+from learnlaw.policies.schedule_fit import ScheduleResult, fit_joint, fit_schedule
 from learnlaw.policies.schedules import classic_schedule
 from learnlaw.policies.tuning import LrChoice, select_lr, tune_lr, validation_task
 from learnlaw.tasks.hf import causal_lm_task
@@ -199,6 +208,13 @@ __all__ = [
     "replay_policy",
     "random_sparse_policy",
     "classic_schedule",
+    "ScheduleResult",
+    "fit_schedule",
+    "fit_joint",
+    "FreeTotalKKT",
+    "schedule_kkt_residual",
+    "total_free_gradient",
+    "total_free_residual",
     "LrChoice",
     "select_lr",
     "sharpness",

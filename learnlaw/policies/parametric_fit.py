@@ -51,8 +51,10 @@ non-finite ∂J/∂γ of the initial policy: the initial policy is not trainable
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -60,7 +62,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
-from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.adjoint import Sweep, adjoint_sweep
+from learnlaw.core.checkpoint import load_state, save_state
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration
 from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
@@ -161,14 +164,25 @@ def _fit(*args, epochs: int, patience: int | None, tf32: bool, **kwargs):
         return _fit_loop(*args, epochs=epochs, patience=patience, tf32=tf32, **kwargs)
 
 
+def describe_lr(lr: float | Tensor) -> str:
+    """``"lr = 0.1"``, or the range of a ``(T,)`` schedule, for messages."""
+    if isinstance(lr, Tensor):
+        return f"lr = a schedule with η_t in [{float(lr.min()):.3g}, {float(lr.max()):.3g}]"
+    return f"lr = {lr:g}"
+
+
+def _finite(params: dict[str, Tensor]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in params.values())
+
+
 def _fit_loop(
     task: Task,
     steps: int,
     lr: float,
-    phi: Tensor,
-    to_policy: Callable[[Tensor], Tensor],
-    pullback: Callable[[Tensor, Tensor], Tensor],
-    update: Callable[[Tensor, Tensor, int], Tensor],
+    params: dict[str, Tensor],
+    to_policy: Callable[[dict[str, Tensor]], Tensor],
+    pullback: Callable[[dict[str, Tensor], Sweep], dict[str, Tensor]],
+    update: Callable[[dict[str, Tensor], dict[str, Tensor], int], dict[str, Tensor]],
     *,
     epochs: int,
     validation,
@@ -180,7 +194,27 @@ def _fit_loop(
     family: str,
     tf32: bool,
     outer_step: str = "plain",
-) -> tuple[Tensor, list[dict], int, Run, Run, float, str | None]:
+    to_lr: Callable[[dict[str, Tensor]], Tensor] | None = None,
+    opt_state: dict[str, Tensor] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    config: dict | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> tuple[dict[str, Tensor], list[dict], int, Run, Run, float, str | None]:
+    """The epoch loop shared by every fit: sweep at the parameters, record, pull back, update.
+
+    ``params`` are named parameter blocks (e.g. ``{"phi": φ}``, or ``{"phi": φ, "rho": ρ}``
+    for a learned schedule); ``pullback(params, sweep)`` returns ∂J/∂ of each block (from
+    ``sweep.grad`` = ∂J/∂γ and ``sweep.lr_grad`` = ∂J/∂η), each divided by its own RMS when
+    ``outer_step="normalized"``; ``update(params, grads, epoch)`` returns the next blocks.
+    ``to_lr(params)`` gives the ``(T,)`` schedule of the sweeps and the final run (default: the
+    constant ``lr``, which always serves the uniform baselines). With ``checkpoint_dir`` the
+    state (params, ``opt_state`` — tensors the update mutates in place, e.g. Adam's moments —,
+    history, best, epoch) is saved at the start of every epoch (:mod:`learnlaw.core.checkpoint`)
+    and ``resume=True`` continues from it bit-identically; ``config`` must then match the saved
+    one. ``callback(entry)`` sees each history entry once it is recorded (an exception it
+    raises interrupts the fit; ``resume=True`` recomputes that epoch).
+    """
     start = time.perf_counter()
     fit_task, val = split_validation(task, validation, validation_seed)
     sweep_task = fit_task if val is None else fit_task.with_(test=val)
@@ -189,9 +223,32 @@ def _fit_loop(
     base_test = (
         train(fit_task, uniform, lr, tf32=tf32) if val is not None and track_test else base_sweep
     )
+    lr_of = (lambda p: lr) if to_lr is None else to_lr
     history: list[dict] = []
-    best = (math.inf, 0, phi.clone())
+    best = (math.inf, 0, {k: v.clone() for k, v in params.items()})
     stopped: str | None = None
+    first = 0
+    ckdir = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if ckdir is not None:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        state = load_state(ckdir, None, task.device) if resume else None
+        if state is not None:
+            if state["config"] != config:
+                diff = {k: (state["config"].get(k), v) for k, v in config.items()}
+                diff = {k: v for k, v in diff.items() if v[0] != v[1]}
+                raise ValueError(
+                    f"cannot resume from {ckdir}: it was saved by a different fit (saved vs "
+                    f"now: {diff}); use another checkpoint_dir or resume=False"
+                )
+            if state["epoch"] > epochs:
+                raise ValueError(
+                    f"cannot resume from {ckdir}: it is at epoch {state['epoch']} but epochs = "
+                    f"{epochs}; pass epochs ≥ {state['epoch']}"
+                )
+            params, history, first = state["params"], state["history"], state["epoch"]
+            best = tuple(state["best"])
+            for k, v in (opt_state or {}).items():
+                v.copy_(state["opt_state"][k])
 
     def stop(epoch: int, why: str, entry: dict | None = None) -> str:
         """Record why the fit stops at ``epoch`` (a new NaN entry unless one is given)."""
@@ -201,21 +258,25 @@ def _fit_loop(
         entry["stopped"] = why
         return why
 
-    bar = tqdm(total=epochs, desc=f"{family} policy fit", disable=not progress)
-    for epoch in range(epochs + 1):
-        policy = validate_policy(to_policy(phi), steps=steps, n=task.n_train)
+    bar = tqdm(total=epochs, initial=first, desc=f"{family} policy fit", disable=not progress)
+    for epoch in range(first, epochs + 1):
+        if ckdir is not None:
+            state = dict(config=config, params=params, opt_state=opt_state or {}, best=best)
+            save_state(ckdir, dict(state, history=history, epoch=epoch), None)
+        policy = validate_policy(to_policy(params), steps=steps, n=task.n_train)
+        step_lr = lr_of(params)
         try:
             if epoch < epochs:
                 sweep = adjoint_sweep(
-                    sweep_task, policy, lr, checkpoint_every=checkpoint_every, tf32=tf32
+                    sweep_task, policy, step_lr, checkpoint_every=checkpoint_every, tf32=tf32
                 )
                 desired, other = sweep.desired_loss, sweep.test_loss
             else:
-                run = train(sweep_task, policy, lr, tf32=tf32)
+                run = train(sweep_task, policy, step_lr, tf32=tf32)
                 desired, other = run.desired_loss, run.test_loss
             test = None
             if val is not None and track_test:
-                test = train(fit_task, policy, lr, tf32=tf32).test_loss
+                test = train(fit_task, policy, step_lr, tf32=tf32).test_loss
         except DivergenceError as err:
             if epoch == 0:
                 raise DivergenceError(
@@ -246,7 +307,9 @@ def _fit_loop(
         history.append(entry)
         score = entry["val_auc"] if val is not None else entry["J"]
         if score < best[0]:
-            best = (score, epoch, phi.clone())
+            best = (score, epoch, {k: v.clone() for k, v in params.items()})
+        if callback is not None:
+            callback(entry)
         show = {"J": f"{entry['J']:.4f}"}
         if val is not None:
             show["AR_val"] = f"{entry['ar_val']:.2f}"
@@ -257,36 +320,78 @@ def _fit_loop(
             break
         if not bool(torch.isfinite(sweep.grad).all()):
             why = (
-                f"∂J/∂γ is not finite at epoch {epoch} of the {family} policy fit (lr = {lr:g}): "
-                "the adjoint sweep overflowed through the T steps"
+                f"∂J/∂γ is not finite at epoch {epoch} of the {family} policy fit "
+                f"({describe_lr(step_lr)}): the adjoint sweep overflowed through the T steps"
             )
             if epoch == 0:
                 raise DivergenceError(f"{why}; use a smaller lr")
             stopped = stop(epoch, f"diverged at epoch {epoch}: {why}", entry)
             break
-        grad = pullback(phi, sweep.grad)
+        grad = pullback(params, sweep)
         if outer_step == "normalized":
-            grad = rms_normalize(grad)
-        phi_next = update(phi, grad, epoch)
-        if not bool(torch.isfinite(phi_next).all()):
+            grad = {k: rms_normalize(g) for k, g in grad.items()}
+        params_next = update(params, grad, epoch)
+        lr_next = None if to_lr is None else to_lr(params_next)
+        if not _finite(params_next) or (lr_next is not None and not bool((lr_next > 0).all())):
+            what = "parameters" if not _finite(params_next) else "step sizes exp(ρ)"
             why = (
-                f"the {family} policy parameters became non-finite after the update of epoch "
-                f"{epoch} (lr = {lr:g}); lower outer_lr"
+                f"the {family} policy {what} became non-finite after the update of epoch "
+                f"{epoch} ({describe_lr(step_lr)}); lower outer_lr"
             )
             stopped = stop(epoch + 1, f"diverged at epoch {epoch + 1}: {why}")
             break
-        phi = phi_next
+        params = params_next
         bar.update(1)
     bar.close()
-    _, best_epoch, phi = best
-    final = train(task, to_policy(phi), lr, tf32=tf32)
+    _, best_epoch, params = best
+    final = train(task, to_policy(params), lr_of(params), tf32=tf32)
     if val is None:  # sweep_task is task
         baseline = base_sweep
     elif fit_task is task and track_test:  # base_test = train(task, uniform, lr)
         baseline = base_test
     else:
         baseline = train(task, uniform, lr, tf32=tf32)
-    return phi, history, best_epoch, final, baseline, time.perf_counter() - start, stopped
+    return params, history, best_epoch, final, baseline, time.perf_counter() - start, stopped
+
+
+def feature_setup(
+    task: Task,
+    features: Tensor | None,
+    feature_names: list[str] | None,
+    blocks: int,
+    initial: Tensor | None,
+    validation,
+    validation_seed: int,
+) -> tuple[Tensor, list[str] | None, Tensor]:
+    """A feature scorer's F (default: :func:`example_features` of the fitted part), its names,
+    and the start φ ``(B, D)`` (zeros: the uniform policy), checked against N and B."""
+    opts = dict(dtype=task.dtype, device=task.device)
+    if features is None:
+        fit_task, _ = split_validation(task, validation, validation_seed)
+        features, feature_names = example_features(fit_task)
+    features = features.to(**opts) if isinstance(features, Tensor) else features
+    n = task.n_train
+    shared = isinstance(features, Tensor) and features.ndim == 2 and len(features) == n
+    per_block = isinstance(features, Tensor) and features.shape[:-1] == (blocks, n)
+    if not (shared or per_block):
+        raise ValueError(
+            f"features must be an (N, D) tensor with N = {n} rows or (B, N, D) with B = {blocks}"
+            f" blocks, got {getattr(features, 'shape', type(features).__name__)}"
+        )
+    d = features.shape[-1]
+    phi = torch.zeros(blocks, d, **opts) if initial is None else initial.to(**opts).clone()
+    if phi.shape != (blocks, d):
+        raise ValueError(f"initial must have shape (B, D) = ({blocks}, {d}), got {phi.shape}")
+    return features, feature_names, phi
+
+
+def adam_step(phi: Tensor, g: Tensor, m: Tensor, v: Tensor, step: float, k: int) -> Tensor:
+    """One Adam step (β = 0.9, 0.999, ε = 1e-12) of update number k ≥ 1; updates the moments
+    ``m`` and ``v`` in place and returns φ − step·m̂/(√v̂ + ε)."""
+    b1, b2, eps = 0.9, 0.999, 1e-12
+    m.mul_(b1).add_(g, alpha=1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    return phi - step * (m / (1 - b1**k)) / ((v / (1 - b2**k)).sqrt() + eps)
 
 
 def _schedule(outer_lr: float, schedule: str, epoch: int, epochs: int) -> float:
@@ -384,18 +489,23 @@ def fit_block_policy(
         validate_policy(initial, steps=blocks, n=n)
         phi = initial.to(**opts).clone()
 
-    def update(phi: Tensor, g: Tensor, epoch: int) -> Tensor:
-        return project_simplex(phi - _schedule(outer_lr, schedule, epoch, epochs) * g)
+    def update(p: dict, g: dict, epoch: int) -> dict:
+        return {
+            "phi": project_simplex(
+                p["phi"] - _schedule(outer_lr, schedule, epoch, epochs) * g["phi"]
+            )
+        }
 
-    phi, history, best, run, base, secs, stopped = _fit(
-        task, steps, lr, phi,
-        lambda p: block_policy(p, steps),
-        lambda p, g: block_pullback(g, blocks),
+    params, history, best, run, base, secs, stopped = _fit(
+        task, steps, lr, {"phi": phi},
+        lambda p: block_policy(p["phi"], steps),
+        lambda p, sweep: {"phi": block_pullback(sweep.grad, blocks)},
         update,
         epochs=epochs, validation=validation, validation_seed=validation_seed,
         patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
         progress=progress, family="block", tf32=tf32, outer_step=outer_step,
     )  # fmt: skip
+    phi = params["phi"]
     return ParametricResult(
         block_policy(phi, steps), phi, history, run, base, best, secs, "block", stopped=stopped
     )
@@ -474,47 +584,31 @@ def fit_feature_policy(
     _check_link(link, temperature)
     if optimizer not in ("adam", "gd"):
         raise ValueError(f"optimizer must be 'adam' or 'gd', got {optimizer!r}")
-    opts = dict(dtype=task.dtype, device=task.device)
-    if features is None:
-        fit_task, _ = split_validation(task, validation, validation_seed)
-        features, feature_names = example_features(fit_task)
-    features = features.to(**opts) if isinstance(features, Tensor) else features
-    n = task.n_train
-    shared = isinstance(features, Tensor) and features.ndim == 2 and len(features) == n
-    per_block = isinstance(features, Tensor) and features.shape[:-1] == (blocks, n)
-    if not (shared or per_block):
-        raise ValueError(
-            f"features must be an (N, D) tensor with N = {n} rows or (B, N, D) with B = {blocks}"
-            f" blocks, got {getattr(features, 'shape', type(features).__name__)}"
-        )
-    d = features.shape[-1]
-    phi = torch.zeros(blocks, d, **opts) if initial is None else initial.to(**opts).clone()
-    if phi.shape != (blocks, d):
-        raise ValueError(f"initial must have shape (B, D) = ({blocks}, {d}), got {phi.shape}")
+    features, feature_names, phi = feature_setup(
+        task, features, feature_names, blocks, initial, validation, validation_seed
+    )
     m, v = torch.zeros_like(phi), torch.zeros_like(phi)
-    b1, b2, eps = 0.9, 0.999, 1e-12
 
-    def update(phi: Tensor, g: Tensor, epoch: int) -> Tensor:
+    def update(p: dict, g: dict, epoch: int) -> dict:
         step = _schedule(outer_lr, schedule, epoch, epochs)
         if optimizer == "gd":
-            return phi - step * g
-        m.mul_(b1).add_(g, alpha=1 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        k = epoch + 1
-        return phi - step * (m / (1 - b1**k)) / ((v / (1 - b2**k)).sqrt() + eps)
+            return {"phi": p["phi"] - step * g["phi"]}
+        return {"phi": adam_step(p["phi"], g["phi"], m, v, step, epoch + 1)}
 
     def to_policy(p: Tensor) -> Tensor:
         return feature_policy(p, features, steps, link=link, temperature=temperature)
 
-    def pullback(p: Tensor, g: Tensor) -> Tensor:
-        return feature_pullback(p, features, g, link=link, temperature=temperature)
+    def pullback(p: dict, sweep: Sweep) -> dict:
+        g = feature_pullback(p["phi"], features, sweep.grad, link=link, temperature=temperature)
+        return {"phi": g}
 
-    phi, history, best, run, base, secs, stopped = _fit(
-        task, steps, lr, phi, to_policy, pullback, update,
+    params, history, best, run, base, secs, stopped = _fit(
+        task, steps, lr, {"phi": phi}, lambda p: to_policy(p["phi"]), pullback, update,
         epochs=epochs, validation=validation, validation_seed=validation_seed,
         patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
         progress=progress, family="feature", tf32=tf32, outer_step=outer_step,
     )  # fmt: skip
+    phi = params["phi"]
     return ParametricResult(
         to_policy(phi), phi, history, run, base, best, secs, "feature", features, feature_names,
         stopped,
