@@ -77,6 +77,22 @@ def _checkpoint_every(text: str):
     return k
 
 
+def _lr(text: str) -> float:
+    """``--lr``: one float; a list of steps (a schedule) is refused with the fix."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if any(sep in text.strip() for sep in (",", " ", "[", "(")):
+        from learnlaw.core.checks import SCHEDULE_SUPPORTED
+
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}: the launcher's inner run takes one η; a (T,) schedule is only "
+            f"supported by {SCHEDULE_SUPPORTED} (the Python API); pass a float"
+        )
+    raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m learnlaw.search",
@@ -106,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--set n_train=512 --set dim=32; repeatable; values are Python literals",
     )
     ap.add_argument("--steps", type=int, help="T, training steps of the inner run")
-    ap.add_argument("--lr", type=float, help="η of the inner gradient descent")
+    ap.add_argument("--lr", type=_lr, help="η of the inner gradient descent (a float)")
     ap.add_argument(
         "--outer-lr",
         type=float,

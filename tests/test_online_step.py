@@ -150,11 +150,10 @@ def line_search(task, steps, lr, rule="relu", **kw):
 
 
 def replay(task, res):
-    """θ_T of θ_{t+1} = θ_t − η_t Gᵀγ_t from the recorded rows and steps, by hand."""
-    theta = task.spec.flatten(task.params0).detach().clone()
-    for t in range(res.run.steps):
-        theta = theta - float(res.lrs[t]) * (hand_model(task, theta)[0].T @ res.policy[t])
-    return theta
+    """θ_T of θ_{t+1} = θ_t − η_t Gᵀγ_t from the recorded rows and steps: ``train`` with the
+    ``(T,)`` schedule ``res.lrs``."""
+    run = ll.train(task, res.policy, res.lrs)
+    return task.spec.flatten(run.final_params)
 
 
 # -- every step against the hand run ---------------------------------------------------------
@@ -193,8 +192,8 @@ def test_line_search_matches_a_hand_run(tasks, which, rule, params, steps):
         g_n, g, h = hand_model(task, res.run.trajectory[t])
         d = g_n.T @ res.policy[t]
         assert abs(float((g - eta * h @ d) @ d)) <= 1e-12 * abs(float(g @ d))
-    # the recorded rows and steps replay the run (train(task, policy, lrs) once it takes a
-    # schedule); the loss curves are those of the run's θ_t
+    # the recorded rows and steps replay the run (train(task, policy, lrs), a (T,) schedule);
+    # the loss curves are those of the run's θ_t
     torch.testing.assert_close(replay(task, res), res.run.trajectory[-1], rtol=1e-12, atol=0)
     dsr = torch.stack([losses(task, th, *task.desired).mean() for th in res.run.trajectory])
     torch.testing.assert_close(res.run.desired_loss, dsr, rtol=1e-12, atol=0)

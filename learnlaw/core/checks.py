@@ -221,7 +221,9 @@ def check_schedule(lr: Any, steps: int, name: str = "lr") -> float | torch.Tenso
         name: the argument's name in messages.
 
     Returns:
-        The float, or the schedule as a float64 CPU tensor of shape ``(T,)``.
+        The float, or the schedule as a float64 tensor of shape ``(T,)`` — on ``lr``'s own
+        device for a tensor (checked there: one host synchronisation, no copy), on the CPU for
+        a list, tuple or array.
 
     Raises:
         ArgumentTypeError: neither a number nor a 1-D sequence of numbers.
@@ -231,7 +233,7 @@ def check_schedule(lr: Any, steps: int, name: str = "lr") -> float | torch.Tenso
     if not _is_sequence(lr):
         return check_lr(lr, name)
     try:
-        sched = torch.as_tensor(lr.detach().cpu() if isinstance(lr, torch.Tensor) else lr)
+        sched = lr.detach() if isinstance(lr, torch.Tensor) else torch.as_tensor(lr)
     except (TypeError, ValueError, RuntimeError):
         raise _fail(name, "a float or a 1-D sequence of T numbers", lr, None, True) from None
     if sched.ndim != 1:
@@ -241,6 +243,8 @@ def check_schedule(lr: Any, steps: int, name: str = "lr") -> float | torch.Tenso
         )
     if sched.dtype == torch.bool or sched.dtype.is_complex:
         raise _fail(name, "a float or a 1-D sequence of T real numbers", lr, None, True)
+    if not isinstance(lr, torch.Tensor) and sched.dtype != torch.float64:
+        sched = torch.as_tensor(lr, dtype=torch.float64)  # Python floats: not via float32
     sched = sched.to(torch.float64)
     if len(sched) != steps:
         raise ArgumentValueError(

@@ -213,7 +213,7 @@ class ShardedKernels(_SegmentOps):
         return all_reduce(self.inner.desired_grad(theta, split) * self._fraction(split))
 
     def reverse_segment(
-        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float, start: int
+        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float | Tensor, start: int
     ) -> tuple[Tensor, Tensor]:
         """As :meth:`learnlaw.core.kernels._SegmentOps.reverse_segment`, one reduction a step."""
         grads = gammas.new_empty(gammas.shape)

@@ -73,7 +73,7 @@ class _SegmentOps:
 
     block = 8  # steps per forward block when every θ_t is stored (memory: block·P floats)
 
-    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float) -> Tensor:
+    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float | Tensor) -> Tensor:
         """θ_{s+1}, …, θ_{s+B} from θ_s and B policy rows, shape ``(B, P)``."""
         out = theta.new_empty(len(gammas), theta.numel())
         for i in range(len(gammas)):
@@ -95,7 +95,7 @@ class _SegmentOps:
         return torch.stack([self.task.losses(spec.unflatten(th), split) for th in thetas])
 
     def reverse_segment(
-        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float, start: int
+        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float | Tensor, start: int
     ) -> tuple[Tensor, Tensor]:
         """Adjoint recursion over steps start+B−1 … start.
 
@@ -263,15 +263,19 @@ class LogisticKernels(_SegmentOps):
         return F.softplus(u) - y * u
 
     # batched segment operations ------------------------------------------------------------
-    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float) -> Tensor:
+    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float | Tensor) -> Tensor:
         xt, y = self.xt, self.data["train"][1]
         out = theta.new_empty(len(gammas), theta.numel())
+        if isinstance(lr, Tensor):  # a schedule: −η_t folded into the rows once (no host sync)
+            scaled = gammas * (-lr)[:, None]
+            for i in range(len(gammas)):
+                r = torch.mv(xt.T, theta).sigmoid_().sub_(y).mul_(scaled[i])
+                theta = torch.addmv(theta, xt, r)
+                out[i] = theta
+            return out
         for i in range(len(gammas)):
             r = torch.mv(xt.T, theta).sigmoid_().sub_(y).mul_(gammas[i])
-            if isinstance(lr, Tensor):  # a schedule: η_t folded into r (no host sync)
-                theta = torch.addmv(theta, xt, r.mul_(-lr[i]))
-            else:
-                theta = torch.addmv(theta, xt, r, alpha=-lr)
+            theta = torch.addmv(theta, xt, r, alpha=-lr)
             out[i] = theta
         return out
 
@@ -281,7 +285,7 @@ class LogisticKernels(_SegmentOps):
         return (F.softplus(u) - y * u).mean(1)
 
     def reverse_segment(
-        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float, start: int
+        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float | Tensor, start: int
     ) -> tuple[Tensor, Tensor]:
         x, y = self.data["train"]
         xd, yd = self.data["desired"]
@@ -291,6 +295,8 @@ class LogisticKernels(_SegmentOps):
         sched = isinstance(lr, Tensor)
         neg = -lr[:, None] if sched else -lr
         r = (o - y).mul_(neg)  # −η_t (o − y): ∂J/∂γ_{t,n} = r_{t,n} (x_n · a_{t+1})
+        if sched:  # a schedule: −η_t folded into the Hessian's middle factor once
+            w = w.mul_(neg)
         g_dsr = (torch.sigmoid(thetas @ xd.T) - yd) @ xd / len(yd)  # (B, P)
         if start == 0:
             g_dsr[0] = 0  # J starts at t = 1
@@ -299,7 +305,7 @@ class LogisticKernels(_SegmentOps):
             xa = torch.mv(xt.T, a)
             torch.mul(r[i], xa, out=grads[i])
             if sched:
-                a = torch.addmv(a, xt, (w[i] * xa).mul_(-lr[i])).add_(g_dsr[i])
+                a = torch.addmv(a, xt, w[i] * xa).add_(g_dsr[i])
             else:
                 a = torch.addmv(a, xt, w[i] * xa, alpha=-lr).add_(g_dsr[i])
         return a, grads

@@ -180,12 +180,15 @@ def raise_if_diverged(
     losses: Tensor,
     start: int,
     stop: int,
-    lr: float,
+    lr: float | Tensor,
     factor: float | None,
     what: str,
     initial: float | None = None,
 ) -> None:
     """Apply :func:`check_divergence` to ``losses[start:stop]`` (``losses[0]`` is L(θ_0)).
+
+    ``lr`` is η or the whole ``(T,)`` schedule: the message names η_{t−1}, the step that made
+    the diverged θ_t (read as a float on this error path only).
 
     One host synchronisation per call (the test of the window), two when ``initial`` (the float
     L(θ_0)) is not given.
@@ -220,7 +223,7 @@ def forward_sweep(
     kernels,
     theta: Tensor,
     policy: Tensor,
-    lr: float,
+    lr: float | Tensor,
     *,
     store_every: int | None,
     track_test: bool = True,
