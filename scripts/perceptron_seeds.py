@@ -209,11 +209,8 @@ def check_seed0(row: dict) -> dict:
             ar_test_large="ar_test_large",
             cr_desired="cr_optimal_desired",
             cr_test="cr_optimal_test",
-            cr_test_large="cr_optimal_test_large",
             cr_uniform_desired="cr_conventional_desired",
             cr_uniform_test="cr_conventional_test",
-            J_start="J_start",
-            J_end="J_end",
             sim_conventional="sim_conventional",
             sim_optimal="sim_optimal",
             sim_cr_spearman="sim_cr_spearman",
@@ -242,13 +239,23 @@ def check_seed0(row: dict) -> dict:
         return dict(source=source, note=f"not compared: {row['epochs']} epochs, not {EPOCHS}")
     diffs = {q: _rel(row[q], ref[r]) for q, r in pairs.items()}
     worst = max(diffs.values())
-    return dict(
+    out = dict(
         source=source,
         rtol=rtol,
+        compared=sorted(pairs),
         largest_relative_difference=worst,
         matches=worst <= rtol,
         differs={q: [row[q], ref[pairs[q]]] for q, d in diffs.items() if d > rtol},
     )
+    if row["K"] == 512:
+        # not in the snapshot: the values the chapter prints (and asserts) to 3-4 digits
+        printed = dict(J_start=316.2, J_end=147.7, cr_test_large=3.63, cr_uniform_test_large=4.31)
+        half_unit = dict(J_start=0.05, J_end=0.05, cr_test_large=0.005, cr_uniform_test_large=0.005)
+        out["printed"] = dict(
+            values=printed,
+            matches=all(abs(row[q] - v) <= half_unit[q] for q, v in printed.items()),
+        )
+    return out
 
 
 def main(argv=None) -> None:
@@ -277,7 +284,10 @@ def main(argv=None) -> None:
             print(f"seed {seed}, K={k}: searching {args.epochs} epochs ...", flush=True)
             row = run_seed(seed, k, args.epochs)
             if seed == 0:
-                row["check"] = check_seed0(row)
+                try:
+                    row["check"] = check_seed0(row)
+                except Exception as e:  # never lose a finished search to the check
+                    row["check"] = dict(error=f"{type(e).__name__}: {e}")
             done[(seed, k)] = row
             print(
                 f"seed {seed}, K={k}: AR desired {row['ar_desired']}, AR test "
