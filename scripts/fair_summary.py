@@ -80,7 +80,7 @@ def row(rec: dict, base: dict, levels: list[float], vocab: int) -> dict:
     ]
     every = max(1, (len(test) - 1) // 100)
     out["test_curve"] = [round(float(v), 6) for v in test[::every]]
-    for k in ("best_epoch", "epochs_run", "stopped", "zero_fraction"):
+    for k in ("best_epoch", "epochs_run", "stopped", "zero_fraction", "kinds"):
         if k in rec:
             out[k] = rec[k]
     return out
