@@ -168,6 +168,20 @@ def _flop_ratio(task, steps: int, kernel: str, checkpoint_every) -> float | None
     return None if math.isnan(ratio) else ratio  # nan: a plain run of 0 counted FLOPs
 
 
+def _describe(task, steps: int, tf32: bool) -> dict:
+    """The fields that name a benchmark row's task, kernels, sizes, dtype and device."""
+    return dict(
+        task=task.name,
+        kernels=resolve_kernels(task.kernels, task.device),
+        T=steps,
+        N=task.n_train,
+        P=task.n_params,
+        dtype=str(task.dtype).replace("torch.", ""),
+        device=str(task.device),
+        tf32=tf32,
+    )
+
+
 def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool = False) -> dict:
     """One online run of ``rule`` against one plain (uniform) run of the same T."""
     device = task.device
@@ -182,15 +196,8 @@ def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool
     t_online = _best(lambda: online(steps), repeat, device)
     return dict(
         case="online",
-        task=task.name,
-        kernels=resolve_kernels(task.kernels, device),
+        **_describe(task, steps, tf32),
         rule=rule,
-        T=steps,
-        N=task.n_train,
-        P=task.n_params,
-        dtype=str(task.dtype).replace("torch.", ""),
-        device=str(device),
-        tf32=tf32,
         train_s=round(t_train, 4),
         online_s=round(t_online, 4),
         ratio=round(t_online / t_train, 2),
@@ -213,14 +220,7 @@ def bench_schedule(task, steps: int, lr: float, repeat: int, tf32: bool = False)
     t_epoch = _best(epoch, repeat, device)
     return dict(
         case="schedule",
-        task=task.name,
-        kernels=resolve_kernels(task.kernels, device),
-        T=steps,
-        N=task.n_train,
-        P=task.n_params,
-        dtype=str(task.dtype).replace("torch.", ""),
-        device=str(device),
-        tf32=tf32,
+        **_describe(task, steps, tf32),
         train_s=round(t_train, 4),
         epoch_s=round(t_epoch, 4),
         ratio=round(t_epoch / t_train, 2),

@@ -200,6 +200,20 @@ def adjoint_sweep(
     )
 
 
+def _gradient_sweep(task, policy, lr, checkpoint_every, divergence_factor, tf32) -> Sweep:
+    """The sweep behind :func:`policy_gradient` and :func:`schedule_gradient` (no test curve)."""
+    checks.check_checkpoint_every(checkpoint_every)
+    return adjoint_sweep(
+        task,
+        policy,
+        lr,
+        checkpoint_every=checkpoint_every,
+        track_test=False,
+        divergence_factor=divergence_factor,
+        tf32=tf32,
+    )
+
+
 def policy_gradient(
     task: Task,
     policy: Tensor,
@@ -215,16 +229,7 @@ def policy_gradient(
     ``tf32`` (TF32 matmuls on an NVIDIA Ampere+ GPU; no effect on the CPU or in float64) and
     what happens inside a ``torch.distributed`` group. The gradient is on the task's device.
     """
-    checks.check_checkpoint_every(checkpoint_every)
-    sweep = adjoint_sweep(
-        task,
-        policy,
-        lr,
-        checkpoint_every=checkpoint_every,
-        track_test=False,
-        divergence_factor=divergence_factor,
-        tf32=tf32,
-    )
+    sweep = _gradient_sweep(task, policy, lr, checkpoint_every, divergence_factor, tf32)
     return sweep.J, sweep.grad
 
 
@@ -261,14 +266,5 @@ def schedule_gradient(
     Returns:
         ``(J, dJ_dlr)``: J a float, dJ_dlr of shape ``(T,)`` on the task's device.
     """
-    checks.check_checkpoint_every(checkpoint_every)
-    sweep = adjoint_sweep(
-        task,
-        policy,
-        lr,
-        checkpoint_every=checkpoint_every,
-        track_test=False,
-        divergence_factor=divergence_factor,
-        tf32=tf32,
-    )
+    sweep = _gradient_sweep(task, policy, lr, checkpoint_every, divergence_factor, tf32)
     return sweep.J, sweep.lr_grad
