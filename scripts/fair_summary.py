@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fair_grid import CACHE, FITTED, ONLINE, PAPER_LR, make_task  # noqa: E402
+from schedule_grid import LEARNED  # noqa: E402
 
 from learnlaw.analysis.paired import beats, paired_ratio, targets_from_baseline, time_to_target
 from learnlaw.analysis.protocol import hitting_ratio
@@ -83,6 +84,10 @@ def row(rec: dict, base: dict, levels: list[float], vocab: int) -> dict:
     for k in ("best_epoch", "epochs_run", "stopped", "zero_fraction", "kinds"):
         if k in rec:
             out[k] = rec[k]
+    for k in ("schedule", "start"):  # learned schedules (scripts/schedule_grid.py), 100 points
+        if k in rec:
+            v = torch.as_tensor(rec[k]).double()
+            out[k] = [round(float(x), 6) for x in v[:: max(1, len(v) // 100)]]
     return out
 
 
@@ -111,7 +116,7 @@ def seed_summary(case: str, seed: int) -> dict:
         levels = targets_from_baseline(np.asarray(base["test"]), LEVELS)
         rows = []
         for m in methods:
-            if regime == "a" and m.startswith("uniform, scheduled"):
+            if regime == "a" and (m.startswith("uniform, scheduled") or m in LEARNED):
                 continue
             chosen = pick(recs, m, lr)
             if chosen is None:
@@ -124,8 +129,8 @@ def seed_summary(case: str, seed: int) -> dict:
                     / compression_ratio(torch.as_tensor(sched["test"]), vocab),
                     final_ratio=r["final_test"] / float(np.asarray(sched["test"])[-1]),
                 )
-            if regime == "b":
-                r["at_edge"] = edge_of_tried(recs, m, chosen)
+            if regime == "b":  # a learned schedule starts from the tuned classic: no η grid
+                r["at_edge"] = None if m in LEARNED else edge_of_tried(recs, m, chosen)
             rows.append(r)
         out["regimes"][regime] = dict(levels=[float(v) for v in levels], rows=rows)
     out["controls"] = controls(recs, case, vocab)

@@ -186,6 +186,50 @@ def test_fit_schedule_first_update_by_hand(tmp_path):
     assert torch.allclose(state["params"]["rho"], expected, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("blocks", [None, 3])
+def test_max_norm_moves_the_largest_log_step_by_exactly_epsilon(tmp_path, blocks):
+    task = perceptron()
+    init = LR * (0.5 + torch.rand(T, generator=gen(5), dtype=F64))
+    ll.fit_schedule(task, T, LR, 1, blocks=blocks, initial=init, checkpoint_dir=tmp_path,
+                    outer_lr=0.07, lr_norm="max")  # fmt: skip
+    c = T if blocks is None else blocks
+    idx = block_index(T, c)
+    rho0 = torch.stack([init[idx == b].log().mean() for b in range(c)])
+    eta0 = block_schedule(rho0, T)
+    g = schedule_pullback(ll.schedule_gradient(task, uniform(task, T), eta0)[1], eta0, c)
+    rho1 = load_file(tmp_path / "state.pt", "cpu")["params"]["rho"]
+    assert torch.allclose(rho1, rho0 - 0.07 * g / g.abs().max(), rtol=1e-12, atol=1e-14)
+    step = (rho1 - rho0).abs()
+    assert abs(float(step.max()) - 0.07) < 1e-12  # the largest move is ε, whatever ∂J/∂ρ's scale
+    assert float(step.square().mean().sqrt()) < 0.07  # and the RMS move below it
+
+
+def test_sign_moves_every_log_step_by_epsilon(tmp_path):
+    task = perceptron()
+    ll.fit_schedule(
+        task, T, LR, 1, blocks=4, checkpoint_dir=tmp_path, outer_lr=0.03, lr_norm="sign"
+    )
+    rho0 = torch.full((4,), math.log(LR), dtype=F64)
+    eta0 = block_schedule(rho0, T)
+    g = schedule_pullback(ll.schedule_gradient(task, uniform(task, T), eta0)[1], eta0, 4)
+    rho1 = load_file(tmp_path / "state.pt", "cpu")["params"]["rho"]
+    assert bool((g != 0).all())
+    assert torch.allclose(rho1, rho0 - 0.03 * g.sign(), rtol=0, atol=1e-15)
+
+
+def test_joint_max_norm_first_update_by_hand(tmp_path):
+    task = perceptron()
+    ll.fit_joint(task, T, LR, 1, blocks=3, lr_blocks=4, lr_outer_lr=0.05, lr_norm="max",
+                 checkpoint_dir=tmp_path)  # fmt: skip
+    rho = load_file(tmp_path / "state.pt", "cpu")["params"]["rho"]
+    n = task.n_train
+    phi0 = torch.full((3, n), 1 / n, dtype=F64)
+    rho0 = torch.full((4,), math.log(LR), dtype=F64)
+    sweep = ll.adjoint_sweep(task, block_policy(phi0, T), block_schedule(rho0, T))
+    g = schedule_pullback(sweep.lr_grad, block_schedule(rho0, T), 4)
+    assert torch.allclose(rho, rho0 - 0.05 * g / g.abs().max(), rtol=1e-12, atol=1e-15)
+
+
 def test_fit_schedule_on_the_mlp_lowers_J():
     task = mlp()
     r = ll.fit_schedule(task, 8, 0.4, 8, outer_lr=0.1, track_test=False)
@@ -416,6 +460,11 @@ def test_bad_inputs_are_named():
         ll.fit_schedule(task, T, LR, 1, blocks=3, initial=torch.tensor([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         ll.fit_schedule(task, T, LR, 1, resume=True)
+    for fit in (ll.fit_schedule, ll.fit_joint):
+        with pytest.raises(
+            ValueError, match=r"lr_norm must be one of \('rms', 'max', 'sign'\).*got 'l2'"
+        ):
+            fit(task, T, LR, 1, lr_norm="l2")
     with pytest.raises(ValueError, match="non-negative and finite"):
         ll.total_free_gradient(task, -torch.ones(T, task.n_train, dtype=F64))
     with pytest.raises(ValueError, match="N = 20 columns"):

@@ -62,6 +62,7 @@ from learnlaw.policies.parametric_fit import _fit, adam_step, feature_setup
 
 __all__ = [
     "FAMILIES",
+    "LR_NORMS",
     "ScheduleResult",
     "block_schedule",
     "schedule_pullback",
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 FAMILIES = ("block", "full", "feature")
+LR_NORMS = ("rms", "max", "sign")
 
 
 @dataclass
@@ -174,6 +176,14 @@ def _check_fit_args(
     return lr, steps if lr_blocks is None else lr_blocks
 
 
+def _check_lr_norm(lr_norm) -> None:
+    if lr_norm not in LR_NORMS:
+        raise ValueError(
+            f"lr_norm must be one of {LR_NORMS} (how ∂J/∂ρ is normalised: by its RMS, by its "
+            f"largest entry, or to its sign), got {lr_norm!r}"
+        )
+
+
 def _validation_key(validation):
     if isinstance(validation, tuple) and len(validation) == 2:
         return ("pair", len(validation[0]))
@@ -187,6 +197,7 @@ def _fit_schedule_and(
     epochs: int,
     rho: Tensor,
     lr_outer_lr: float,
+    lr_norm: str,
     family: str,
     weights: dict[str, Tensor],
     to_policy: Callable[[dict[str, Tensor]], Tensor],
@@ -207,11 +218,16 @@ def _fit_schedule_and(
         return {**pullback(p, sweep), "rho": schedule_pullback(sweep.lr_grad, eta, lr_blocks)}
 
     def step(p: dict, g: dict, epoch: int) -> dict:
-        return {**update(p, g, epoch), "rho": p["rho"] - lr_outer_lr * g["rho"]}
+        d = g["rho"]  # already divided by its RMS
+        if lr_norm == "max":  # no log step moves by more than ε_η
+            d = d / d.abs().max().clamp_min(torch.finfo(d.dtype).tiny)
+        elif lr_norm == "sign":  # every log step moves by ε_η (or 0 where ∂J/∂ρ_c = 0)
+            d = d.sign()
+        return {**update(p, g, epoch), "rho": p["rho"] - lr_outer_lr * d}
 
     config = dict(
         config, fit=family, task=task.name, n_train=task.n_train, n_params=task.n_params,
-        steps=steps, lr=lr, lr_blocks=lr_blocks, lr_outer_lr=lr_outer_lr,
+        steps=steps, lr=lr, lr_blocks=lr_blocks, lr_outer_lr=lr_outer_lr, lr_norm=lr_norm,
         validation=_validation_key(validation), validation_seed=validation_seed,
         track_test=loop["track_test"], checkpoint_every=loop["checkpoint_every"],
     )  # fmt: skip
@@ -246,6 +262,7 @@ def fit_schedule(
     *,
     blocks: int | None = None,
     outer_lr: float = 0.1,
+    lr_norm: str = "rms",
     initial: Tensor | None = None,
     validation: int | tuple[Tensor, Tensor] | None = None,
     validation_seed: int = 0,
@@ -272,6 +289,14 @@ def fit_schedule(
         blocks: C, the number of log-steps ρ_c shared over blocks of consecutive steps,
             1 ≤ C ≤ T (``None``: C = T, one per step; 1: the best constant η).
         outer_lr: ε, the RMS change of log η per block per epoch (0.1 ≈ 10 %).
+        lr_norm: how ∂J/∂ρ is normalised: ``"rms"`` (ĝ = g/RMS(g), the default) or ``"max"``
+            (ĝ = g/max|g|: no block's log-step moves by more than ε per epoch). With one log-step
+            per training step (C = T) the gradient can concentrate on a few steps, and an
+            RMS-normalised entry can reach √C: ε = 0.1 may multiply one η_t by e^{0.1·√C}
+            (≈ 90 at C = 2000) in one epoch — on the paper's perceptron started at η = 30, the
+            first step's η went to 2540 and the next epoch diverged; ``"max"`` bounds that
+            factor by e^ε, but the steps with a small gradient then hardly move. ``"sign"``
+            (ĝ = sign(g), as in signSGD/Rprop) moves every log-step by exactly ε per epoch.
         initial: the start schedule instead of ``lr``: ``(T,)`` (ρ⁰_c the mean of log η_t
             over block c) or ``(C,)``, positive.
         validation, validation_seed, patience, track_test, checkpoint_every, tf32: as in
@@ -297,10 +322,11 @@ def fit_schedule(
         checkpoint_every, checkpoint_dir, resume, progress, tf32,
     )  # fmt: skip
     checks.check_lr(outer_lr, "outer_lr")
+    _check_lr_norm(lr_norm)
     rho = _initial_rho(lr, initial, steps, blocks, dict(dtype=task.dtype, device=task.device))
     uniform = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
     return _fit_schedule_and(
-        task, steps, lr, epochs, rho, outer_lr, "schedule", {}, lambda p: uniform,
+        task, steps, lr, epochs, rho, outer_lr, lr_norm, "schedule", {}, lambda p: uniform,
         lambda p, sweep: {}, lambda p, g, e: {}, {},
         validation=validation, validation_seed=validation_seed, patience=patience,
         track_test=track_test, checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
@@ -319,6 +345,7 @@ def fit_joint(
     lr_blocks: int | None = None,
     outer_lr: float | None = None,
     lr_outer_lr: float = 0.1,
+    lr_norm: str = "rms",
     features: Tensor | None = None,
     feature_names: list[str] | None = None,
     link: str = "softmax",
@@ -353,6 +380,7 @@ def fit_joint(
         outer_lr: ε of the weights: the RMS step per entry of φ (``None``: 0.1/N for
             ``"block"``/``"full"``, about a tenth of a uniform weight; 0.05 for ``"feature"``).
         lr_outer_lr: ε_η, the RMS change of log η per block per epoch.
+        lr_norm: the schedule's normalisation, as in :func:`fit_schedule`.
         features, feature_names, link, temperature, optimizer: the scorer of ``"feature"``, as
             in :func:`~learnlaw.policies.parametric_fit.fit_feature_policy` (``"adam"`` or
             ``"gd"``; Adam's moments are part of the checkpoint).
@@ -373,6 +401,7 @@ def fit_joint(
     )  # fmt: skip
     checks.check_choice(family, "family", FAMILIES)
     checks.check_lr(lr_outer_lr, "lr_outer_lr")
+    _check_lr_norm(lr_norm)
     checks.check_number(outer_lr, "outer_lr", minimum=0.0, strict=True, allow_none=True)
     blocks = steps if family == "full" else blocks
     checks.check_int(blocks, "blocks", minimum=1, maximum=steps)
@@ -426,7 +455,7 @@ def fit_joint(
 
     config.update(family=family, outer_lr=eps)
     return _fit_schedule_and(
-        task, steps, lr, epochs, rho, lr_outer_lr, f"schedule+{family}", {"phi": phi},
+        task, steps, lr, epochs, rho, lr_outer_lr, lr_norm, f"schedule+{family}", {"phi": phi},
         to_policy, pullback, update, config,
         validation=validation, validation_seed=validation_seed, patience=patience,
         track_test=track_test, checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
