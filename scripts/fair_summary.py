@@ -55,6 +55,13 @@ def pick(recs: list[dict], method: str, lr: float | None = None) -> dict | None:
     return min(pool, key=lambda r: (r["val_auc"], r["lr"]))
 
 
+def derived(method: str) -> bool:
+    """Rows without an η grid of their own: a fitted policy's replays (controls, schedules) run
+    at the η values the fit walked, and a learned schedule starts from the tuned classic one."""
+    replay = method.endswith((" control", ", scheduled")) and method != "uniform, scheduled"
+    return replay or method in LEARNED
+
+
 def edge_of_tried(recs: list[dict], method: str, chosen: dict) -> bool:
     lrs = sorted({r["lr"] for r in recs if r["method"] == method})
     return chosen["lr"] == lrs[0] or chosen["lr"] == lrs[-1]
@@ -130,7 +137,7 @@ def seed_summary(case: str, seed: int) -> dict:
                     final_ratio=r["final_test"] / float(np.asarray(sched["test"])[-1]),
                 )
             if regime == "b":  # a learned schedule starts from the tuned classic: no η grid
-                r["at_edge"] = None if m in LEARNED else edge_of_tried(recs, m, chosen)
+                r["at_edge"] = None if derived(m) else edge_of_tried(recs, m, chosen)
             rows.append(r)
         out["regimes"][regime] = dict(levels=[float(v) for v in levels], rows=rows)
     out["controls"] = controls(recs, case, vocab)

@@ -16,8 +16,9 @@ The schedule's normalisation (``lr_norm``) was chosen on the design seed 0 by
 scripts/schedule_calibrate.py (learnlaw/data/fair/schedule_calibration.json): "sign", every log
 step moving by ε_η per epoch.
 
-Both fits take EPOCHS epochs with patience PATIENCE and keep their best epoch by the validation
-AUC; each trial is one more record in runs/fair/<case>/seed<k>/, so ``fair_grid.py --summary``
+Both fits run until the validation AUC has not improved for PATIENCE epochs (at most
+LEARNED_EPOCHS = 150: a log step moves by ε_η per epoch, so bringing one η_t down 300-fold takes
+≈ 57 epochs, more than the fair grid's 30) and keep their best epoch by the validation AUC; each trial is one more record in runs/fair/<case>/seed<k>/, so ``fair_grid.py --summary``
 reports it beside every other method (paired CR ratios against the tuned constant and the tuned
 scheduled learner). The start's peak η is the trial's "lr"; the learned schedule itself is kept
 (T floats) for the chapter's figure.
@@ -38,12 +39,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fair_grid import EPOCHS, OUT, PATIENCE, Grid, best_params, kind_zero_shares, tuned  # noqa: E402
+from fair_grid import OUT, PATIENCE, Grid, best_params, kind_zero_shares, tuned  # noqa: E402
 
 import learnlaw as ll  # noqa: E402
 
 LEARNED = ("learned schedule", "learned schedule + block policy")
 LR_OUTER = 0.1  # ε_η: the change of a log η_t per epoch, fixed a priori
+LEARNED_EPOCHS = 150  # a cap; patience stops the fits
 
 
 def lr_norm() -> str:
@@ -65,13 +67,13 @@ def learned(g: Grid, method: str, lr: float, start: torch.Tensor) -> dict:
     )  # fmt: skip
     if method == "learned schedule":
         res = ll.fit_schedule(
-            g.val, g.steps, lr, EPOCHS, blocks=None, outer_lr=LR_OUTER, lr_norm=lr_norm(),
+            g.val, g.steps, lr, LEARNED_EPOCHS, blocks=None, outer_lr=LR_OUTER, lr_norm=lr_norm(),
             initial=start, **common,
         )  # fmt: skip
         policy = ll.uniform_policy(g.steps, g.val.n_train)
     else:
         res = ll.fit_joint(
-            g.val, g.steps, lr, EPOCHS, family="block", blocks=10, lr_blocks=None,
+            g.val, g.steps, lr, LEARNED_EPOCHS, family="block", blocks=10, lr_blocks=None,
             outer_lr=g.outer["block policy (B=10)"], lr_outer_lr=LR_OUTER, lr_norm=lr_norm(),
             initial_lr=start, **common,
         )  # fmt: skip

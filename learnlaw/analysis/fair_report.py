@@ -14,9 +14,17 @@ import math
 
 import numpy as np
 
+from learnlaw.analysis.paired import PairedRatio, beats, paired_ratio
 from learnlaw.data import load_json
 
-__all__ = ["load_fair", "paired_entry", "seed_rows", "format_paired", "speedups"]
+__all__ = [
+    "load_fair",
+    "paired_entry",
+    "paired_between",
+    "seed_rows",
+    "format_paired",
+    "speedups",
+]
 
 
 def load_fair(case: str) -> dict:
@@ -39,6 +47,30 @@ def paired_entry(data: dict, regime: str, method: str, versus: str = "uniform") 
     the tuned uniform learner (``versus="uniform"``) or the tuned scheduled one
     (``"scheduled"``, regime (b) only)."""
     return data["paired"][regime][method][f"vs_{versus}"]
+
+
+def paired_between(data: dict, method: str, baseline: str, regime: str = "b") -> dict:
+    """``method`` against another method of the file (not only the tuned learners), paired over
+    the seeds where both have a finite row: ``{"seeds", "cr_ratio", "final_ratio", "beats"}``,
+    the ratios :class:`~learnlaw.analysis.paired.PairedRatio` of method ÷ baseline on the held-out
+    CR and final loss, ``beats`` by :func:`~learnlaw.analysis.paired.beats`.
+
+    Raises:
+        ValueError: fewer than two common seeds (no interval).
+    """
+    a = {r["seed"]: r for r in seed_rows(data, regime, method)}
+    b = {r["seed"]: r for r in seed_rows(data, regime, baseline)}
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        raise ValueError(
+            f"{method!r} and {baseline!r} share {len(seeds)} seed(s) with a finite row in regime "
+            f"({regime}); a paired interval needs at least 2 (run the grid for more seeds)"
+        )
+    cr: PairedRatio = paired_ratio(
+        [a[k]["cr_test"] for k in seeds], [b[k]["cr_test"] for k in seeds]
+    )
+    fin = paired_ratio([a[k]["final_test"] for k in seeds], [b[k]["final_test"] for k in seeds])
+    return dict(seeds=seeds, cr_ratio=cr, final_ratio=fin, beats=bool(beats(cr, fin.ratios)))
 
 
 def speedups(data: dict, regime: str, method: str) -> list[tuple[float, int, int]]:
