@@ -19,7 +19,7 @@ from learnlaw.analysis.fair_report import (
 )
 from learnlaw.analysis.paired import paired_ratio
 
-CASES = ["clean512", "noisy512", "transformer"]
+CASES = ["clean512", "clean4096", "noisy512", "transformer"]
 
 
 @pytest.fixture(scope="module", params=CASES)
