@@ -83,7 +83,7 @@ from learnlaw.analysis.cost import (  # noqa: E402
 )
 from learnlaw.analysis.device_audit import DeviceAudit  # noqa: E402
 from learnlaw.core.adjoint import adjoint_sweep, policy_gradient  # noqa: E402
-from learnlaw.core.kernels import kernels_for  # noqa: E402
+from learnlaw.core.dispatch import kernels_for  # noqa: E402
 from learnlaw.core.law import contributions  # noqa: E402
 from learnlaw.core.precision import matmul_precision  # noqa: E402
 from learnlaw.core.training import train  # noqa: E402

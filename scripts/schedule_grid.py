@@ -46,6 +46,10 @@ import learnlaw as ll  # noqa: E402
 LEARNED = ("learned schedule", "learned schedule + block policy")
 LR_OUTER = 0.1  # ε_η: the change of a log η_t per epoch, fixed a priori
 LEARNED_EPOCHS = 150  # a cap; patience stops the fits
+# the Transformer (T = 1000, N = 128): one epoch is a sweep of ≈ 2.5 plain runs of ≈ 37 CPU-s,
+# so its searches take a fixed budget of 10 epochs (≤ e^1 change of any η_t), and the weights'
+# ε is fit_joint's default (0.1/N per RMS step, fixed a priori: no Transformer fit was calibrated)
+TRANSFORMER_EPOCHS = 10
 
 
 def lr_norm() -> str:
@@ -65,16 +69,19 @@ def learned(g: Grid, method: str, lr: float, start: torch.Tensor) -> dict:
     common = dict(
         validation=g.val.test, patience=PATIENCE, track_test=False, progress=False,
     )  # fmt: skip
+    transformer = g.case == "transformer"
+    epochs = TRANSFORMER_EPOCHS if transformer else LEARNED_EPOCHS
+    eps = None if transformer else g.outer["block policy (B=10)"]
     if method == "learned schedule":
         res = ll.fit_schedule(
-            g.val, g.steps, lr, LEARNED_EPOCHS, blocks=None, outer_lr=LR_OUTER, lr_norm=lr_norm(),
+            g.val, g.steps, lr, epochs, blocks=None, outer_lr=LR_OUTER, lr_norm=lr_norm(),
             initial=start, **common,
         )  # fmt: skip
         policy = ll.uniform_policy(g.steps, g.val.n_train)
     else:
         res = ll.fit_joint(
-            g.val, g.steps, lr, LEARNED_EPOCHS, family="block", blocks=10, lr_blocks=None,
-            outer_lr=g.outer["block policy (B=10)"], lr_outer_lr=LR_OUTER, lr_norm=lr_norm(),
+            g.val, g.steps, lr, epochs, family="block", blocks=10, lr_blocks=None,
+            outer_lr=eps, lr_outer_lr=LR_OUTER, lr_norm=lr_norm(),
             initial_lr=start, **common,
         )  # fmt: skip
         policy = res.policy
@@ -93,12 +100,12 @@ def learned(g: Grid, method: str, lr: float, start: torch.Tensor) -> dict:
     return out
 
 
-def run_seed(case: str, seed: int, log=print) -> None:
+def run_seed(case: str, seed: int, log=print, only: str | None = None) -> None:
     g = Grid(case, seed)
     t0 = time.perf_counter()
     recs = g.run(log=lambda s: None, skip=("block", "feature", "full", "online", "controls"))
     lr, params, start = start_schedule(g, recs)
-    for method in LEARNED:
+    for method in LEARNED if only is None else (only,):
         g.trial(method, params, lr, lambda m=method: learned(g, m, lr, start))
         log(f"  {method} (start: {params['schedule']}, warm-up {params['warmup']}, peak η {lr:g}):"
             f" {time.perf_counter() - t0:.0f} s")  # fmt: skip
@@ -106,13 +113,14 @@ def run_seed(case: str, seed: int, log=print) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("case", choices=["clean512", "clean4096", "noisy512"])
+    ap.add_argument("case", choices=["clean512", "clean4096", "noisy512", "transformer"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    ap.add_argument("--only", choices=LEARNED, help="run one of the two searches")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     for seed in a.seeds:
         print(f"{a.case} seed {seed}", flush=True)
-        run_seed(a.case, seed, log=lambda s: print(s, flush=True))
+        run_seed(a.case, seed, log=lambda s: print(s, flush=True), only=a.only)
 
 
 if __name__ == "__main__":

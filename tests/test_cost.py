@@ -19,7 +19,7 @@ from learnlaw.analysis.cost import (
     transformer_costs,
     transformer_forward_flops,
 )
-from learnlaw.core.kernels import kernels_for
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.tasks.lm_task import PAPER_SCALE
 
 TINY = dict(

@@ -13,7 +13,7 @@ from scipy.optimize import minimize
 from torch.func import functional_call, jacrev
 
 import learnlaw as ll
-from learnlaw.core.kernels import kernels_for
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.policies.online import ONLINE_RULES, _Curvature, project_capped_simplex
 from learnlaw.tasks.toy import mlp_task
 

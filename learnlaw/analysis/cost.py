@@ -49,7 +49,7 @@ from learnlaw.core.checks import (
     check_number,
     check_steps,
 )
-from learnlaw.core.kernels import kernels_for
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.task import Task
 from learnlaw.tasks.transformer import Transformer, TransformerConfig, sequence_loss
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from learnlaw.core.kernels import kernels_for
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.law import (
     contribution_trajectory,
     learned_weight_ratios,

@@ -8,41 +8,13 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from learnlaw.core.metrics import empirical_acceleration
-from learnlaw.core.task import Task
+from learnlaw.core.task import Task, holdout_split
 from learnlaw.core.training import Run, train
 
 __all__ = ["holdout_split", "evaluate_policy"]
-
-
-def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:
-    """A copy of ``task`` whose desired split loses ``n_holdout`` random examples to its test split.
-
-    The returned task's desired split (K − h examples) is what a policy search fits; its test
-    split is the held-out h desired examples, so the ``ar_test``/``cr_test`` that
-    :func:`~learnlaw.core.optimize.optimize_policy` records per epoch measure generalisation to data
-    the search never saw, and can choose the epoch to stop at. The original test split is not
-    touched (evaluate the chosen policy on ``task``).
-    """
-    k = task.n_desired
-    if not (isinstance(n_holdout, int) and 2 <= n_holdout <= k - 2):
-        raise ValueError(
-            f"n_holdout must be an int in [2, K − 2] = [2, {k - 2}] (K = {k} desired examples), "
-            f"got {n_holdout!r}"
-        )
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(k, generator=g).to(task.device)
-    x, y = task.desired
-    keep, held = perm[: k - n_holdout], perm[k - n_holdout :]
-    return task.with_(
-        desired=(x[keep], y[keep]),
-        test=(x[held], y[held]),
-        name=f"{task.name}-holdout{n_holdout}",
-        info={**task.info, "holdout": n_holdout, "holdout_seed": seed},
-    )
 
 
 def evaluate_policy(task: Task, policy: Tensor, lr: float, baseline: Run | None = None) -> dict:

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import least_squares, minimize_scalar
 
 from learnlaw.core import checks
+from learnlaw.core.metrics import empirical_acceleration_ratio
 
 __all__ = [
     "ScalingFit",
@@ -445,37 +446,6 @@ def _refine_space(refine) -> str | None:
 
 
 # -- the acceleration ratio (Eq. 9) ---------------------------------------------------------------
-def empirical_acceleration_ratio(reference, curve, T=None):
-    """AR(T) = T / min{t : curve[t] ≤ reference[T]} (Eq. 9, left-hand side).
-
-    How many times fewer steps ``curve`` needs to reach the loss ``reference`` has after T
-    steps. Both curves are ``(T_max+1,)`` losses at steps 0…T_max; ``curve`` may take up to
-    T_max steps to get there (AR < 1 if it is slower).
-
-    Args:
-        reference, curve: ``(T_max+1,)`` arrays or tensors (e.g. the conventional and the
-            near-optimal ``test_loss``).
-        T: an int or an array of ints in 1…T_max (default T_max).
-
-    Returns:
-        A float (or an array like T). ``nan`` where ``curve`` never reaches reference[T] within
-        T_max steps; ``inf`` where it is already there at t = 0.
-    """
-    ref, cur = _vector("reference", reference), _vector("curve", curve)
-    if len(ref) != len(cur) or len(ref) < 2:
-        raise ValueError(
-            f"both curves need the same shape (T+1,) with T ≥ 1, got {len(ref)} and {len(cur)}"
-        )
-    Ts = np.asarray(len(ref) - 1 if T is None else T)
-    if Ts.dtype.kind not in "iu" or (Ts < 1).any() or (Ts >= len(ref)).any():
-        raise ValueError(f"T must be integer steps in 1…{len(ref) - 1}, got {T!r}")
-    running_min = np.minimum.accumulate(cur)  # first t with cur[t] ≤ level = first with min ≤ level
-    t = np.searchsorted(-running_min, -ref[Ts], side="left")
-    with np.errstate(divide="ignore"):
-        ar = np.where(t < len(cur), Ts / t.astype(np.float64), np.nan)
-    return float(ar) if ar.ndim == 0 else ar
-
-
 def acceleration_ratio_closed_form(fit_ref: ScalingFit, fit_new: ScalingFit, T):
     """AR(T) = T^{1−β₁/β₂} B₁^{β₁/β₂} / B₂ (Eq. 9, right-hand side), vectorised over T.
 

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
-from learnlaw.core.kernels import kernels_for
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
 from learnlaw.core.training import DivergenceError, check_lr

@@ -32,8 +32,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import all_reduce, gather_columns, shard_of
-from learnlaw.core.kernels import kernels_for
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
 from learnlaw.core.training import (

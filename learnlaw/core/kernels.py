@@ -52,7 +52,6 @@ __all__ = [
     "AutodiffKernels",
     "LogisticKernels",
     "ReverseOverReverseKernels",
-    "kernels_for",
     "resolve_kernels",
     "step_at",
 ]
@@ -348,22 +347,3 @@ def resolve_kernels(name: str, device: torch.device | str) -> str:
         return name
     torch.device(device)  # a malformed device is an error here as before
     return "autodiff_rr"
-
-
-def kernels_for(task: Task):
-    """The kernels named by ``task.kernels`` (``"auto"``: see :func:`resolve_kernels`).
-
-    Inside a ``torch.distributed`` group of R > 1 processes they are this rank's kernels on its
-    shard of the examples, with the reductions (:class:`learnlaw.core.distributed.ShardedKernels`).
-    """
-    from learnlaw.core.distributed import ShardedKernels, shard_of
-
-    name = resolve_kernels(task.kernels, task.device)
-    if name not in _KERNELS:
-        raise ValueError(
-            f"unknown kernels {task.kernels!r}; expected one of {sorted(_KERNELS) + ['auto']}"
-        )
-    shard = shard_of(task)
-    if shard is None:
-        return _KERNELS[name](task)
-    return ShardedKernels(_KERNELS[name](shard.local_task(task)), shard)

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import gather_columns, shard_of
-from learnlaw.core.kernels import kernels_for
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
 

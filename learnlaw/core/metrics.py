@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from learnlaw.analysis.scaling import empirical_acceleration_ratio
 from learnlaw.core import checks
 
-__all__ = ["auc", "compression_ratio", "reach_step", "empirical_acceleration"]
+__all__ = [
+    "auc",
+    "compression_ratio",
+    "reach_step",
+    "empirical_acceleration",
+    "empirical_acceleration_ratio",
+]
 
 
 def _curve(curve) -> Tensor:
@@ -65,6 +71,50 @@ def empirical_acceleration(reference, curve) -> float:
 
     How many times fewer steps ``curve`` needs to reach the final loss of ``reference``; ``nan``
     when it never gets there. A shorthand for
-    :func:`learnlaw.analysis.scaling.empirical_acceleration_ratio` (which also takes other T).
+    :func:`empirical_acceleration_ratio` (which also takes other T).
     """
     return empirical_acceleration_ratio(reference, curve)
+
+
+def _loss_vector(name: str, x) -> np.ndarray:
+    """A 1-D finite float64 array from a tensor, array or sequence (named in the error)."""
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().double().numpy()
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        bad = int(np.flatnonzero(~np.isfinite(a))[0])
+        raise ValueError(f"{name} has a non-finite entry at index {bad} ({a[bad]})")
+    return a
+
+
+def empirical_acceleration_ratio(reference, curve, T=None):
+    """AR(T) = T / min{t : curve[t] ≤ reference[T]} (Eq. 9, left-hand side).
+
+    How many times fewer steps ``curve`` needs to reach the loss ``reference`` has after T
+    steps. Both curves are ``(T_max+1,)`` losses at steps 0…T_max; ``curve`` may take up to
+    T_max steps to get there (AR < 1 if it is slower).
+
+    Args:
+        reference, curve: ``(T_max+1,)`` arrays or tensors (e.g. the conventional and the
+            near-optimal ``test_loss``).
+        T: an int or an array of ints in 1…T_max (default T_max).
+
+    Returns:
+        A float (or an array like T). ``nan`` where ``curve`` never reaches reference[T] within
+        T_max steps; ``inf`` where it is already there at t = 0.
+    """
+    ref, cur = _loss_vector("reference", reference), _loss_vector("curve", curve)
+    if len(ref) != len(cur) or len(ref) < 2:
+        raise ValueError(
+            f"both curves need the same shape (T+1,) with T ≥ 1, got {len(ref)} and {len(cur)}"
+        )
+    Ts = np.asarray(len(ref) - 1 if T is None else T)
+    if Ts.dtype.kind not in "iu" or (Ts < 1).any() or (Ts >= len(ref)).any():
+        raise ValueError(f"T must be integer steps in 1…{len(ref) - 1}, got {T!r}")
+    running_min = np.minimum.accumulate(cur)  # first t with cur[t] ≤ level = first with min ≤ level
+    t = np.searchsorted(-running_min, -ref[Ts], side="left")
+    with np.errstate(divide="ignore"):
+        ar = np.where(t < len(cur), Ts / t.astype(np.float64), np.nan)
+    return float(ar) if ar.ndim == 0 else ar

@@ -13,7 +13,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
-from learnlaw.core.kernels import kernels_for
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import ParamSpec, Task

@@ -95,8 +95,9 @@ from torch.func import grad, jvp
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import shard_of
-from learnlaw.core.kernels import LogisticKernels, kernels_for
+from learnlaw.core.kernels import LogisticKernels
 from learnlaw.core.policy import project_simplex
 from learnlaw.core.task import Task
 from learnlaw.core.training import (

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from learnlaw.core import checks
-from learnlaw.core.kernels import kernels_for
+from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.law import contributions
 from learnlaw.core.policy import uniform_policy
 from learnlaw.core.task import Task

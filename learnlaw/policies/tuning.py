@@ -29,10 +29,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from learnlaw.analysis.evaluation import holdout_split
 from learnlaw.core import checks
 from learnlaw.core.metrics import auc
-from learnlaw.core.task import Task
+from learnlaw.core.task import Task, holdout_split
 from learnlaw.core.training import DivergenceError, Run, train
 
 __all__ = ["CRITERIA", "LrChoice", "tune_lr", "select_lr", "validation_task", "run_of"]
@@ -190,7 +189,7 @@ def tune_lr(
 def validation_task(task: Task, n_holdout: int | None = None, seed: int = 0) -> Task:
     """The task a method is tuned on: desired split = fit part, test split = validation part.
 
-    A thin wrapper of :func:`learnlaw.analysis.evaluation.holdout_split` with a default size:
+    A thin wrapper of :func:`learnlaw.core.task.holdout_split` with a default size:
     ``n_holdout = max(2, K // 4)`` of the K desired examples are held out for validation.
     """
     checks.check_int(n_holdout, "n_holdout", minimum=1, allow_none=True)
