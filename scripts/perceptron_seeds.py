@@ -52,7 +52,8 @@ from scipy.stats import pearsonr, spearmanr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from learnlaw.analysis.experiments import evaluate_policy, law_diagnostics  # noqa: E402
+from learnlaw.analysis.diagnostics import law_diagnostics  # noqa: E402
+from learnlaw.analysis.evaluation import evaluate_policy  # noqa: E402
 from learnlaw.core.optimize import optimize_policy  # noqa: E402
 from learnlaw.core.policy import uniform_policy  # noqa: E402
 from learnlaw.core.training import train  # noqa: E402
