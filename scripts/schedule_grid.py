@@ -26,6 +26,12 @@ scheduled learner). The start's peak η is the trial's "lr"; the learned schedul
 Run (one case per process, one thread):
     OMP_NUM_THREADS=1 python scripts/schedule_grid.py noisy512 --seeds 1 2 3 4 5
     python scripts/fair_grid.py noisy512 --seeds 1 2 3 4 5 --summary
+The Transformer (10 epochs per search, ≈ 30 min each per seed on one core; the two searches are
+independent and can run side by side):
+    OMP_NUM_THREADS=1 python scripts/schedule_grid.py transformer --seeds 1 2 3 --only "learned schedule"
+    OMP_NUM_THREADS=1 python scripts/schedule_grid.py transformer --seeds 1 2 3 \
+        --only "learned schedule + block policy"
+    python scripts/fair_grid.py transformer --seeds 1 2 3 --summary
 """
 
 from __future__ import annotations
