@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fair_grid import CACHE, FITTED, ONLINE, PAPER_LR, make_task  # noqa: E402
 from schedule_grid import LEARNED  # noqa: E402
 
-from learnlaw.analysis.paired import beats, paired_ratio, targets_from_baseline, time_to_target
+from learnlaw.analysis.fair_report import paired_over
+from learnlaw.analysis.paired import targets_from_baseline, time_to_target
 from learnlaw.analysis.protocol import hitting_ratio
 from learnlaw.core.metrics import compression_ratio
 
@@ -200,13 +201,12 @@ def _paired(rows: dict, base: dict, ok: list[int]) -> dict:
     ok = [k for k in ok if base.get(k) is not None]
     if len(ok) < 2:
         return dict(n=len(ok))
-    cr = paired_ratio([rows[k]["cr_test"] for k in ok], [base[k]["cr_test"] for k in ok])
-    fin = paired_ratio([rows[k]["final_test"] for k in ok], [base[k]["final_test"] for k in ok])
+    p = paired_over(ok, rows, base)
     return dict(
         n=len(ok),
-        cr_ratio=_jsonable(cr),
-        final_ratio=_jsonable(fin),
-        beats=bool(beats(cr, fin.ratios)),
+        cr_ratio=_jsonable(p["cr_ratio"]),
+        final_ratio=_jsonable(p["final_ratio"]),
+        beats=p["beats"],
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "load_fair",
     "paired_entry",
     "paired_between",
+    "paired_over",
     "seed_rows",
     "format_paired",
     "speedups",
@@ -66,11 +67,21 @@ def paired_between(data: dict, method: str, baseline: str, regime: str = "b") ->
             f"{method!r} and {baseline!r} share {len(seeds)} seed(s) with a finite row in regime "
             f"({regime}); a paired interval needs at least 2 (run the grid for more seeds)"
         )
+    return paired_over(seeds, a, b)
+
+
+def paired_over(seeds: list[int], rows: dict, base: dict) -> dict:
+    """Rows ÷ base rows (each ``{seed: row}`` with ``cr_test`` and ``final_test``) paired over
+    ``seeds`` (≥ 2): ``{"seeds", "cr_ratio", "final_ratio", "beats"}`` as in
+    :func:`paired_between`. The committed summaries' paired entries (scripts/fair_summary.py) are
+    this same computation."""
     cr: PairedRatio = paired_ratio(
-        [a[k]["cr_test"] for k in seeds], [b[k]["cr_test"] for k in seeds]
+        [rows[k]["cr_test"] for k in seeds], [base[k]["cr_test"] for k in seeds]
     )
-    fin = paired_ratio([a[k]["final_test"] for k in seeds], [b[k]["final_test"] for k in seeds])
-    return dict(seeds=seeds, cr_ratio=cr, final_ratio=fin, beats=bool(beats(cr, fin.ratios)))
+    fin = paired_ratio(
+        [rows[k]["final_test"] for k in seeds], [base[k]["final_test"] for k in seeds]
+    )
+    return dict(seeds=list(seeds), cr_ratio=cr, final_ratio=fin, beats=bool(beats(cr, fin.ratios)))
 
 
 def speedups(data: dict, regime: str, method: str) -> list[tuple[float, int, int]]:

@@ -21,6 +21,7 @@ from scipy.optimize import least_squares, minimize_scalar
 
 from learnlaw.core import checks
 from learnlaw.core.metrics import empirical_acceleration_ratio
+from learnlaw.core.metrics import finite_vector as _vector
 
 __all__ = [
     "ScalingFit",
@@ -93,18 +94,6 @@ class ScalingFit:
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-def _vector(name: str, x) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor
-        x = x.detach().cpu().double().numpy()
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        bad = int(np.flatnonzero(~np.isfinite(a))[0])
-        raise ValueError(f"{name} has a non-finite entry at index {bad} ({a[bad]})")
-    return a
-
-
 def _steps(steps, n: int) -> np.ndarray:
     t = _vector("steps", steps)
     if len(t) != n:

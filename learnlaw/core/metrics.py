@@ -76,8 +76,11 @@ def empirical_acceleration(reference, curve) -> float:
     return empirical_acceleration_ratio(reference, curve)
 
 
-def _loss_vector(name: str, x) -> np.ndarray:
-    """A 1-D finite float64 array from a tensor, array or sequence (named in the error)."""
+def finite_vector(name: str, x) -> np.ndarray:
+    """A 1-D finite float64 array from a tensor, array or sequence (named in the error).
+
+    Shared with :mod:`learnlaw.analysis.scaling`; not part of the public API.
+    """
     if hasattr(x, "detach"):  # a torch tensor
         x = x.detach().cpu().double().numpy()
     a = np.asarray(x, dtype=np.float64)
@@ -105,7 +108,7 @@ def empirical_acceleration_ratio(reference, curve, T=None):
         A float (or an array like T). ``nan`` where ``curve`` never reaches reference[T] within
         T_max steps; ``inf`` where it is already there at t = 0.
     """
-    ref, cur = _loss_vector("reference", reference), _loss_vector("curve", curve)
+    ref, cur = finite_vector("reference", reference), finite_vector("curve", curve)
     if len(ref) != len(cur) or len(ref) < 2:
         raise ValueError(
             f"both curves need the same shape (T+1,) with T ≥ 1, got {len(ref)} and {len(cur)}"
