@@ -6,6 +6,8 @@
 # Other targets:
 #   make book EXECUTE=force      rebuild with every chapter re-executed (default: auto, which
 #                                executes only a chapter stored without outputs)
+#   make test-portable           make test again on other CPUs' kernel paths and thread counts
+#                                (PORTABLE="avx2:1 avx2:2 default:1 default:2"; see below)
 #   make execute NB=book/X.ipynb re-execute one chapter in place, storing its outputs
 #   make sync                    rewrite every chapter's set-up cell from _config.yml
 #   make mathjax                 fetch the pinned MathJax from PyPI (make book does it)
@@ -23,6 +25,7 @@ EXECUTE ?= auto
 TIMEOUT ?= 1800
 JB_FLAGS ?= -W -n --keep-going
 PYTEST_ARGS ?=
+TESTS ?= tests book
 NBVAL_ARGS := --nbval --nbval-current-env --nbval-sanitize-with "$(CURDIR)/tests/nbval_sanitize.cfg"
 
 # Progress bars write to stderr, which nbval compares and the book would show: keep them off.
@@ -92,7 +95,7 @@ print(f"MathJax {version}: {len(members)} files from {wheel.name} (sha256 {got})
 endef
 export MATHJAX_UNPACK
 
-.PHONY: help install mathjax book test execute sync lint format clean
+.PHONY: help install mathjax book test test-portable execute sync lint format clean
 
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -135,9 +138,45 @@ book: $(STAMP) $(MATHJAX)
 # One pytest run: the unit tests and, through nbval, every chapter in book/ re-executed and
 # compared with its stored outputs. pytest exits 5 when it collected no test: that fails too.
 test: $(STAMP)
-	@rc=0; $(BIN)/python -m pytest $(NBVAL_ARGS) $(PYTEST_ARGS) tests book || rc=$$?; \
+	@rc=0; $(BIN)/python -m pytest $(NBVAL_ARGS) $(PYTEST_ARGS) $(TESTS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no test" >&2; fi; \
 	exit $$rc
+
+# --- the tests on other CPUs ---------------------------------------------------------------
+# A reader's CPU without AVX-512 (most laptops, AMD and older Intel cloud runners) sums floats in
+# another order. Each variant CAP:THREADS re-runs `make test` (PYTEST_ARGS applies) with every
+# library the suite computes with held to the kernels of such a CPU, and THREADS threads:
+#   avx2     torch's ATen kernels (ATEN_CPU_CAPABILITY), MKL's BLAS (MKL_ENABLE_INSTRUCTIONS),
+#            oneDNN (ONEDNN_MAX_CPU_ISA) and numpy's dispatched loops (NPY_DISABLE_CPU_FEATURES)
+#            at AVX2, as on a Haswell-to-Zen CPU;
+#   default  no vectorised ATen kernels, SSE4.2 BLAS and oneDNN, numpy at its baseline (x86-64-v2);
+#   THREADS  OMP_NUM_THREADS (torch's default) and LEARNLAW_THREADS, which the chapters' `threads`
+#            parameter reads.
+# numpy's and scipy's OpenBLAS runs Haswell (AVX2) or Nehalem (SSE4.2) kernels (OPENBLAS_CORETYPE;
+# a value already set in the environment is kept). Each run first prints the kernels it got
+# (scripts/cpu_report.py) and stops if the variant did not take effect.
+PORTABLE ?= avx2:1 avx2:2 default:1 default:2
+NPY_AVX512 := X86_V4 AVX512_ICL AVX512_SPR
+
+test-portable: $(STAMP)
+	@for v in $(PORTABLE); do \
+	  cap=$${v%%:*}; threads=$${v##*:}; \
+	  case "$$cap" in \
+	    avx2) cpu="ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2"; \
+	          npy="$(NPY_AVX512)"; blas=$${OPENBLAS_CORETYPE:-Haswell};; \
+	    default) cpu="ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41"; \
+	          npy="X86_V3 $(NPY_AVX512)"; blas=$${OPENBLAS_CORETYPE:-Nehalem};; \
+	    *) echo "make test-portable: unknown CPU '$$cap' in PORTABLE='$(PORTABLE)' (avx2 or default)" >&2; \
+	       exit 2;; \
+	  esac; \
+	  case "$$threads" in ''|*[!0-9]*) echo "make test-portable: '$$v' needs CAP:THREADS, e.g. avx2:2" >&2; \
+	    exit 2;; esac; \
+	  echo "=== make test on $$cap kernels, $$threads thread(s): $$cpu OPENBLAS_CORETYPE=$$blas"; \
+	  env $$cpu NPY_DISABLE_CPU_FEATURES="$$npy" OPENBLAS_CORETYPE=$$blas OMP_NUM_THREADS=$$threads \
+	    LEARNLAW_THREADS=$$threads $(BIN)/python scripts/cpu_report.py --expect "$$cap" || exit $$?; \
+	  env $$cpu NPY_DISABLE_CPU_FEATURES="$$npy" OPENBLAS_CORETYPE=$$blas OMP_NUM_THREADS=$$threads \
+	    LEARNLAW_THREADS=$$threads $(MAKE) --no-print-directory test || exit $$?; \
+	done
 
 # --- one chapter ----------------------------------------------------------------------------
 execute: $(STAMP)

@@ -74,6 +74,7 @@ from learnlaw.analysis.theory import (
 )
 from learnlaw.core.adjoint import adjoint_sweep, policy_gradient, schedule_gradient
 from learnlaw.core.checkpoint import CheckpointError
+from learnlaw.core.errors import LearnlawError
 from learnlaw.core.law import (
     contribution_trajectory,
     contributions,
@@ -127,6 +128,7 @@ from learnlaw.tasks.transformer import Transformer, TransformerConfig, count_par
 __version__ = "0.1.0"
 
 __all__ = [
+    "LearnlawError",
     "transformer_task",
     "causal_lm_task",
     "PRESETS",

@@ -348,9 +348,7 @@ def run(args: argparse.Namespace, settings: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, run the search, and turn expected failures into one-line errors."""
-    from learnlaw.core.checkpoint import CheckpointError
-    from learnlaw.core.policy import PolicyError
-    from learnlaw.core.training import DivergenceError
+    from learnlaw.core.errors import LearnlawError
 
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -365,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except (CheckpointError, DivergenceError, PolicyError, ValueError) as err:
+    except (LearnlawError, ValueError) as err:  # every learnlaw error, and torch's bad values
         print(f"{ap.prog}: error: {err}", file=sys.stderr)
         return 1
     finally:

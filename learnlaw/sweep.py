@@ -40,13 +40,15 @@ from urllib.parse import quote
 
 from tqdm.auto import tqdm
 
+from learnlaw.core.errors import LearnlawError
+
 __all__ = ["SweepError", "run_sweep", "parse_value", "run_id", "check_parameters", "main"]
 
 Scalar = int | float | bool | str | None
 _RESERVED = ("run_id", "status", "error")
 
 
-class SweepError(ValueError):
+class SweepError(LearnlawError, ValueError):
     """The sweep cannot start: a bad notebook, grid or output folder."""
 
 
@@ -153,7 +155,7 @@ def _is_done(run_dir: Path, results_name: str) -> bool:
     return True
 
 
-class _RunFailed(Exception):
+class _RunFailed(LearnlawError):
     """papermill's process failed; the message is its last line of stderr (the error)."""
 
 

@@ -75,6 +75,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
+from learnlaw.core.errors import LearnlawError
 
 
 def _constriction():
@@ -126,7 +127,7 @@ FLOAT_SLACK_BITS = 1e-8  # per symbol: training-forward vs coding-path float64 r
 _LN2 = math.log(2.0)
 
 
-class CompressionError(ValueError):
+class CompressionError(LearnlawError, ValueError):
     """A stream that cannot be decoded: corrupt, truncated, foreign or made with another config."""
 
 

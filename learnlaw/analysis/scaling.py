@@ -17,7 +17,6 @@ import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import least_squares, minimize_scalar
 
 from learnlaw.core import checks
 from learnlaw.core.metrics import empirical_acceleration_ratio
@@ -222,6 +221,8 @@ def _refine(xs, Ls, L0, fixed_L0, lower, upper, inits, space):
         return J
 
     with np.errstate(over="ignore", invalid="ignore"):
+        from scipy.optimize import least_squares  # imported here: 0.8 s, only for fits
+
         sol = least_squares(fun, p0, jac=jac, bounds=(lo, hi), x_scale="jac", method="trf")
     if not sol.success or not np.isfinite(sol.x).all():
         return None
@@ -380,6 +381,8 @@ def fit_scaling_laws(
             return -combine([_r2_table(x, L, starts[i : i + 1], l0)[0, 0] for L in Ls])
 
         if g_hi > g_lo:
+            from scipy.optimize import minimize_scalar
+
             res = minimize_scalar(
                 neg_score, bounds=(math.log(g_lo), math.log(g_hi)), method="bounded"
             )

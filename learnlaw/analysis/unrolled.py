@@ -24,6 +24,7 @@ import resource
 import torch
 from torch import Tensor
 
+from learnlaw.core.errors import LearnlawError
 from learnlaw.core.task import Task
 from learnlaw.core.training import check_lr, prepare_policy
 
@@ -38,7 +39,7 @@ __all__ = [
 GB = 1e9
 
 
-class MemoryBudgetError(MemoryError):
+class MemoryBudgetError(LearnlawError, MemoryError):
     """The unrolled baseline stopped because its memory passed the budget.
 
     Attributes:

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from learnlaw.core.distributed import Shard, all_reduce
+from learnlaw.core.errors import LearnlawError
 
 __all__ = [
     "CheckpointError",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LearnlawError, ValueError):
     """A checkpoint that cannot be resumed: unreadable, or written by a different setup."""
 
 

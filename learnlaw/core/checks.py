@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 import torch
 
+from learnlaw.core.errors import LearnlawError
+
 __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
@@ -37,11 +39,11 @@ __all__ = [
 ]
 
 
-class ArgumentValueError(ValueError):
+class ArgumentValueError(LearnlawError, ValueError):
     """A public function's argument has the right type but is out of range."""
 
 
-class ArgumentTypeError(TypeError, ValueError):
+class ArgumentTypeError(LearnlawError, TypeError, ValueError):
     """A public function's argument has the wrong type (also a ``ValueError``)."""
 
 

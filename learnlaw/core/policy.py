@@ -10,11 +10,12 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.errors import LearnlawError
 
 __all__ = ["uniform_policy", "validate_policy", "project_simplex", "PolicyError"]
 
 
-class PolicyError(ValueError):
+class PolicyError(LearnlawError, ValueError):
     """A policy tensor that is not a valid (T, N) stack of simplex rows."""
 
 

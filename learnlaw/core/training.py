@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.dispatch import kernels_for
+from learnlaw.core.errors import LearnlawError
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import ParamSpec, Task
@@ -34,7 +35,7 @@ finite blow-up (the small perceptron at η = 1e307, the MLP at η = 1e30) exceed
 of orders of magnitude."""
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(LearnlawError, FloatingPointError):
     """Training diverged: a loss that is not finite or exceeds the divergence criterion."""
 
 

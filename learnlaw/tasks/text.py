@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from torch import Tensor
 
 from learnlaw.core import checks
+
+if TYPE_CHECKING:  # tokenizers is imported where a tokenizer is trained
+    from tokenizers import Tokenizer
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -67,6 +69,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, min_frequency: int
         raise ValueError(
             f"vocab_size must be an int >= {low} (3 special tokens + 256 bytes), got {vocab_size!r}"
         )
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
