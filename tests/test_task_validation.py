@@ -49,3 +49,72 @@ def test_splits_of_different_kinds_are_refused():
         _task(per_example, desired_x=torch.randn(4, 6))
     with pytest.raises(ValueError, match=r"Task.test .* target shape \(3,\)"):
         _task(per_example, test_y=torch.zeros(4, 3))
+
+
+# --- what a new user's first Task meets ---------------------------------------------------------
+
+
+def _parts():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+    params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+    return model, params0, x, y
+
+
+def _build(model, params0, x, y):
+    return Task(
+        model=model,
+        params0=params0,
+        train=(x, y),
+        desired=(x[:4], y[:4]),
+        test=(x[:4], y[:4]),
+        loss_fn=per_example,
+        vocab_size=3,
+    )
+
+
+def test_numpy_data_is_refused_with_the_conversion_to_make():
+    from learnlaw import LearnlawError
+
+    model, params0, x, y = _parts()
+    with pytest.raises(
+        LearnlawError, match=r"Task.train inputs is a numpy.ndarray.*torch.as_tensor"
+    ):
+        _build(model, params0, x.numpy(), y)
+    with pytest.raises(TypeError, match=r"Task.train targets is a numpy.ndarray.*torch.long"):
+        _build(model, params0, x, y.numpy())
+
+
+def test_float64_data_for_a_float32_model_is_refused_when_the_task_is_built():
+    model, params0, x, y = _parts()
+    with pytest.raises(
+        TypeError,
+        match=r"inputs are torch.float64 but the parameters are "
+        r"torch.float32.*\.to\(torch.float32\)",
+    ):
+        _build(model, params0, x.double(), y)
+    assert _build(model.double(), {k: v.double() for k, v in params0.items()}, x.double(), y)
+
+
+def test_params0_must_cover_every_parameter_of_the_model():
+    model, params0, x, y = _parts()
+    left_out = {k: v for k, v in params0.items() if not k.startswith("2.")}
+    with pytest.raises(
+        ValueError,
+        match=r"no entry for the model's parameters \['2.weight', "
+        r"'2.bias'\]: they would never train.*register_buffer",
+    ):
+        _build(model, left_out, x, y)
+    with pytest.raises(ValueError, match=r"names \['extra'\], which the model does not have"):
+        _build(model, {**params0, "extra": torch.zeros(1)}, x, y)
+
+
+def test_the_divergence_message_is_whole_and_names_the_fix():
+    from learnlaw import DivergenceError, check_divergence
+
+    with pytest.raises(DivergenceError) as err:
+        check_divergence(500.0, step=3, lr=2.0, initial=1.0, factor=100.0)
+    msg = str(err.value)
+    assert msg.endswith("(now 100.0; a factor > 1, or None to stop only on a non-finite loss)")
+    assert "step 3" in msg and "lr=2" in msg and "500" in msg

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
+
 __all__ = ["Task", "ParamSpec", "SPLITS", "holdout_split"]
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -180,11 +182,15 @@ class Task:
 
     def __post_init__(self) -> None:
         if not self.params0:
-            raise ValueError("Task.params0 is empty; pass the model's parameters as a dict")
+            raise ArgumentValueError("Task.params0 is empty; pass the model's parameters as a dict")
+        _check_params_cover_model(self.model, self.params0)
         for split in SPLITS:
             pair = getattr(self, split)
             if not (isinstance(pair, tuple) and len(pair) == 2):
-                raise TypeError(f"Task.{split} must be an (inputs, targets) pair, got {type(pair)}")
+                raise ArgumentTypeError(
+                    f"Task.{split} must be an (inputs, targets) pair, got {type(pair).__name__}"
+                )
+            _check_split_tensors(split, pair, self.dtype)
             if len(pair[0]) != len(pair[1]):
                 raise ValueError(
                     f"Task.{split} has {len(pair[0])} inputs but {len(pair[1])} targets"
@@ -295,6 +301,48 @@ class Task:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+
+def _check_params_cover_model(model: nn.Module, params0: dict[str, Tensor]) -> None:
+    """Refuse a ``params0`` that leaves out a parameter of the model, or names one it lacks.
+
+    ``functional_call`` falls back to the module's own tensor for a name that ``params0`` does
+    not hold, so a left-out layer would silently never train.
+    """
+    names = dict(model.named_parameters())
+    missing = [n for n in names if n not in params0]
+    unknown = [n for n in params0 if n not in names and n not in dict(model.named_buffers())]
+    if missing:
+        raise ArgumentValueError(
+            f"Task.params0 has no entry for the model's parameters {missing}: they would never "
+            "train (functional_call uses the module's own tensor for a missing name). Pass "
+            "{k: v.detach().clone() for k, v in model.named_parameters()}; to keep a parameter "
+            "fixed, register it as a buffer (module.register_buffer) instead"
+        )
+    if unknown:
+        raise ArgumentValueError(
+            f"Task.params0 names {unknown}, which the model does not have (its parameters: "
+            f"{list(names)}); build params0 from model.named_parameters()"
+        )
+
+
+def _check_split_tensors(split: str, pair: tuple, dtype: torch.dtype) -> None:
+    """Refuse inputs or targets that are not tensors, and float inputs of another dtype."""
+    for what, value in zip(("inputs", "targets"), pair):
+        if not isinstance(value, Tensor):
+            kind = type(value).__module__.split(".")[0] + "." + type(value).__name__
+            raise ArgumentTypeError(
+                f"Task.{split} {what} is a {kind}, expected a torch.Tensor; convert it with "
+                f"torch.as_tensor(...) (float inputs with dtype={dtype}, the parameters' dtype; "
+                "class labels as torch.long)"
+            )
+    x = pair[0]
+    if x.is_floating_point() and x.dtype != dtype:
+        raise ArgumentTypeError(
+            f"Task.{split} inputs are {x.dtype} but the parameters are {dtype}: the model "
+            f"would fail inside torch. Convert the data with .to({dtype}) (or the model with "
+            f".to({x.dtype}) before taking params0)"
+        )
 
 
 def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:

@@ -86,7 +86,8 @@ def check_divergence(
     raise DivergenceError(
         f"training diverged: the {what} at step {step} {reason} with learning rate lr={lr:g}; "
         "lower the learning rate (or check the policy and the data), or change the criterion "
-        "with divergence_factor="
+        f"with divergence_factor= (now {factor}; a factor > 1, or None to stop only on a "
+        "non-finite loss)"
     )
 
 
