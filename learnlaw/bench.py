@@ -8,7 +8,8 @@
 prints one JSON line per case: the task, its step kernels, T, N, P, the seconds of a plain training run (uniform
 policy, recording the desired-loss curve), of one policy epoch (adjoint sweep + projection +
 update), their ratio, and the peak trajectory memory (floats held for θ's, and bytes on a GPU).
-Times are the best of ``--repeat`` runs. Ratios, not absolute times, are what carry over
+Times are the best of ``--repeat`` runs after one warm-up run (:func:`time_call`, the timer
+``scripts/gpu_check.py`` uses too). Ratios, not absolute times, are what carry over
 between machines. Every line records ``tf32``: with ``--tf32`` the runs and sweeps use TF32
 float32 matmuls on an NVIDIA Ampere+ GPU (:mod:`learnlaw.core.precision`; no effect on the
 CPU or in float64), without it exact float32.
@@ -61,6 +62,8 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
@@ -93,15 +96,43 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _best(fn, repeat: int, device: torch.device) -> float:
-    best = float("inf")
-    for _ in range(repeat):
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of repeated calls of one function (see :func:`time_call`)."""
+
+    median: float
+    minimum: float
+    calls: int
+    result: Any
+
+
+def time_call(
+    fn: Callable[[], Any], device: torch.device, repeat: int, budget_s: float = math.inf
+) -> Timing:
+    """Time ``fn()``: one warm-up call, then up to ``repeat`` timed calls.
+
+    The one timer of the bench and of ``scripts/gpu_check.py``, so that their numbers compare.
+    The warm-up call pays for what only the first call pays (allocator growth, cuBLAS handles,
+    kernel selection, lazy imports); every call is bracketed by a device synchronisation on a
+    GPU. Timing stops after ``repeat`` calls, or earlier once ``budget_s`` seconds have passed
+    (at least one call is timed). Cost: ``1 + calls`` calls of ``fn``.
+
+    Returns:
+        :class:`Timing` with the median and the minimum seconds of the timed calls (the minimum
+        is the bench's figure: the least disturbed call on a shared machine), their number, and
+        the last call's result.
+    """
+    result = fn()  # warm-up
+    _sync(device)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max(1, repeat) and (not times or time.perf_counter() - start < budget_s):
+        t0 = time.perf_counter()
+        result = fn()
         _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return Timing(times[len(times) // 2], times[0], len(times), result)
 
 
 def bench_case(
@@ -109,8 +140,7 @@ def bench_case(
 ) -> dict:
     device = task.device
     policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
-    train(task, policy[: min(steps, 20)], lr, tf32=tf32)  # warm-up
-    t_train = _best(lambda: train(task, policy, lr, tf32=tf32), repeat, device)
+    t_train = time_call(lambda: train(task, policy, lr, tf32=tf32), device, repeat).minimum
     sweeps = []
 
     def epoch():
@@ -122,7 +152,7 @@ def bench_case(
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    t_epoch = _best(epoch, repeat, device)
+    t_epoch = time_call(epoch, device, repeat).minimum
     kernel = resolve_kernels(task.kernels, device)
     flop_ratio = _flop_ratio(task, steps, kernel, checkpoint_every)
     return dict(
@@ -192,8 +222,8 @@ def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool
             return online_policy(task, t, lr, rule)
 
     online(min(steps, 5))  # warm-up
-    t_train = _best(lambda: train(task, policy, lr, tf32=tf32), repeat, device)
-    t_online = _best(lambda: online(steps), repeat, device)
+    t_train = time_call(lambda: train(task, policy, lr, tf32=tf32), device, repeat).minimum
+    t_online = time_call(lambda: online(steps), device, repeat).minimum
     return dict(
         case="online",
         **_describe(task, steps, tf32),
@@ -216,8 +246,8 @@ def bench_schedule(task, steps: int, lr: float, repeat: int, tf32: bool = False)
         return sched * torch.exp(-0.01 * g / g.abs().max().clamp_min(1e-30))
 
     epoch()  # warm-up
-    t_train = _best(lambda: train(task, policy, lr, tf32=tf32), repeat, device)
-    t_epoch = _best(epoch, repeat, device)
+    t_train = time_call(lambda: train(task, policy, lr, tf32=tf32), device, repeat).minimum
+    t_epoch = time_call(epoch, device, repeat).minimum
     return dict(
         case="schedule",
         **_describe(task, steps, tf32),

@@ -23,7 +23,9 @@ b. ``host_syncs`` — host syncs per step of ``train``, ``policy_gradient`` and 
    tensors (``cpu=True``: what would be syncs on a device). Copies ``cpu->meta`` on a CPU run
    are torch's own (the forward-mode formula of ``clamp`` under ``jvp``), not transfers.
 c. ``paper_shapes`` — one 512-sequence chunk at the paper's Transformer shapes (L = 64,
-   |V| = 5000, d = 128, 8 heads, 2 layers; ``--small``: a tiny model): seconds and peak memory
+   |V| = 5000, d = 128, 8 heads, 2 layers; ``--small``: a tiny model): seconds (the median of
+   the timed calls after a warm-up, ``min_seconds`` their minimum: ``learnlaw.bench.time_call``,
+   the bench's timer) and peak memory
    of one training gradient and one reverse step per kernel ("autodiff", "autodiff_rr"), in
    float32 and TF32 (:func:`learnlaw.core.precision.matmul_precision`), the TF32 result's
    relative error and speed-up, the counted FLOPs (:mod:`learnlaw.analysis.cost`) and the
@@ -82,6 +84,7 @@ from learnlaw.analysis.cost import (  # noqa: E402
     task_costs,
 )
 from learnlaw.analysis.device_audit import DeviceAudit  # noqa: E402
+from learnlaw.bench import time_call  # noqa: E402
 from learnlaw.core.adjoint import adjoint_sweep, policy_gradient  # noqa: E402
 from learnlaw.core.dispatch import kernels_for  # noqa: E402
 from learnlaw.core.law import contributions  # noqa: E402
@@ -109,24 +112,6 @@ class Clock:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def timed(
-    fn: Callable[[], Any], device: torch.device, repeats: int, budget_s: float
-) -> tuple[float, Any, int]:
-    """Median seconds of ``fn()`` after one warm-up call, at most ``repeats`` calls or
-    ``budget_s`` seconds; returns ``(seconds, last result, calls timed)``."""
-    out = fn()  # warm-up (allocator, cuBLAS handles, kernel selection)
-    sync(device)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats and (not times or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        out = fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2], out, len(times)
 
 
 def peak_bytes(fn: Callable[[], Any], device: torch.device) -> tuple[int, str]:
@@ -349,13 +334,15 @@ def section_paper_shapes(device: torch.device, small: bool, clock: Clock) -> dic
                     res = kern(*args)
                 return flat(res) if isinstance(res, tuple) else res.reshape(-1)
 
-            seconds, res, n = timed(call, device, repeats, per_call)
+            timing = time_call(call, device, repeats, per_call)
+            seconds, res = timing.median, timing.result
             peak, how = peak_bytes(call, device)
             out["peak_method"] = how
             results[label] = res
             entry[label] = dict(
                 seconds=seconds,
-                calls_timed=n,
+                min_seconds=timing.minimum,
+                calls_timed=timing.calls,
                 peak_bytes=peak,
                 achieved_tflops=flops / seconds / 1e12 if seconds > 0 else None,
             )

@@ -2,6 +2,8 @@
 
 import json
 
+import torch
+
 from learnlaw import bench
 
 
@@ -65,3 +67,27 @@ def test_distributed_benchmark_lines(capsys):
     for r in rows:
         assert r["seconds_1"] > 0 and r["seconds_2"] > 0 and r["allreduce_ms"] > 0
         assert abs(r["scaling"] - r["seconds_2"] / r["seconds_1"]) <= 0.01 * r["scaling"] + 0.01
+
+
+def test_time_call_warms_up_then_reports_median_and_minimum_of_the_timed_calls():
+    import time as _time
+
+    from learnlaw.bench import time_call
+
+    calls = []
+    delays = iter([0.05, 0.0, 0.02, 0.01])  # the warm-up is slow and not counted
+
+    def fn():
+        calls.append(1)
+        _time.sleep(next(delays))
+        return len(calls)
+
+    t = time_call(fn, torch.device("cpu"), repeat=3)
+    assert len(calls) == 4 and t.calls == 3 and t.result == 4
+    assert 0 <= t.minimum < 0.01 <= t.median < 0.2  # the median of sleeps of (0, 0.02, 0.01) s
+    calls.clear()
+    t = time_call(lambda: calls.append(1), torch.device("cpu"), repeat=0)
+    assert t.calls == 1 and len(calls) == 2  # at least one timed call
+    calls.clear()
+    slow = time_call(lambda: (calls.append(1), _time.sleep(0.02)), torch.device("cpu"), 50, 0.03)
+    assert 1 <= slow.calls < 50  # the budget stops it early
