@@ -118,3 +118,16 @@ def test_the_divergence_message_is_whole_and_names_the_fix():
     msg = str(err.value)
     assert msg.endswith("(now 100.0; a factor > 1, or None to stop only on a non-finite loss)")
     assert "step 3" in msg and "lr=2" in msg and "500" in msg
+
+
+def test_one_n_holdout_contract_for_holdout_split_and_validation_task():
+    from learnlaw import LearnlawError, perceptron_task, validation_task
+    from learnlaw.core.task import holdout_split
+
+    task = perceptron_task(dim=4, n_train=16, n_desired=8, n_test=4)
+    assert validation_task(task).n_desired == 6  # default max(2, K // 4) = 2 held out
+    for bad in (1, 7, 2.0, True):
+        for fn in (holdout_split, validation_task):
+            with pytest.raises(LearnlawError, match=r"n_holdout must be an int in \[2, K − 2\]"):
+                fn(task, bad)
+    assert holdout_split(task, 6).n_desired == validation_task(task, 6).n_desired == 2

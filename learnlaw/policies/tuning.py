@@ -192,12 +192,9 @@ def validation_task(task: Task, n_holdout: int | None = None, seed: int = 0) -> 
     A thin wrapper of :func:`learnlaw.core.task.holdout_split` with a default size:
     ``n_holdout = max(2, K // 4)`` of the K desired examples are held out for validation.
     """
-    checks.check_int(n_holdout, "n_holdout", minimum=1, allow_none=True)
-    checks.check_int(seed, "seed")
-    k = task.n_desired
     if n_holdout is None:
-        n_holdout = max(2, k // 4)
-    return holdout_split(task, n_holdout, seed)
+        n_holdout = max(2, task.n_desired // 4)
+    return holdout_split(task, n_holdout, seed)  # checks n_holdout (2 … K − 2) and seed
 
 
 def select_lr(
