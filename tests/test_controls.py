@@ -298,12 +298,26 @@ def test_random_sparse_policy_places_weights_uniformly():
     assert float(counts[-1]) > 0  # the original put nothing in the last columns
 
 
-def test_sim_of_a_random_sparsification_is_computable(tasks):
+def test_sim_of_a_random_sparsification_is_the_papers_formula_over_its_own_support(tasks):
     task = tasks["perceptron"]
     res = ll.online_policy(task, 10, LR, "relu", keep_contributions=True)
     rand = ll.random_sparse_policy(res.policy, seed=0)
     own, other = ll.sim(res.contributions, res.policy), ll.sim(res.contributions, rand)
-    assert own.per_step.shape == other.per_step.shape == (10,)
+    assert torch.equal((rand != 0).sum(1), (res.policy != 0).sum(1))  # as sparse, row by row
+    checked = 0
+    for t in range(10):  # Eq. 7 by hand: γ-weighted mean over the unbiased sd on the support
+        for pol, got in ((res.policy, own), (rand, other)):
+            ct, w = res.contributions[t].to(F64), pol[t].to(F64)
+            on = w != 0
+            if int(on.sum()) < 2:
+                assert torch.isnan(got.per_step[t])
+                continue
+            mean = float((w * ct).sum())
+            sd = float(((ct[on] - mean) ** 2).sum() / (int(on.sum()) - 1)) ** 0.5
+            assert float(got.per_step[t]) == pytest.approx(mean / sd, rel=1e-10)
+            checked += 1
+    assert checked >= 10
+    assert not torch.equal(rand != 0, res.policy != 0)  # the control moved the weights
 
 
 # -- bad inputs -----------------------------------------------------------------------------
