@@ -303,8 +303,18 @@ def test_sharpness_edge_cases_and_bad_inputs():
         ll.sharpness("task", policy, 1.0)
     with pytest.raises(ll.PolicyError):
         ll.sharpness(task, ll.uniform_policy(5, 7, dtype=F64), 1.0)
-    with pytest.raises(ll.DivergenceError, match=r"step 4 .*lr=1e\+308"):
-        ll.sharpness(task, policy, 1e308, every=2)
+    # θ overflows at the first step when all the weight sits on an example whose gradient has an
+    # entry |(o − y) x_i| > 1.8 (1e308 times it is past float64's 1.8e308, in any order of the
+    # products); with the uniform policy, whether θ overflows by step 4 depends on how the CPU's
+    # kernels order the products, so that case is not the test
+    x, y = task.train
+    o = torch.sigmoid(x @ task.params0["weight"][0])
+    worst = int(((o - y).abs()[:, None] * x.abs()).amax(1).argmax())
+    assert float(((o - y)[worst] * x[worst]).abs().max()) > 1.8
+    one = torch.zeros(5, 8, dtype=F64)
+    one[:, worst] = 1
+    with pytest.raises(ll.DivergenceError, match=r"by step 2 .*lr=1e\+308"):
+        ll.sharpness(task, one, 1e308, every=2)
 
 
 # ---- the full search (optimize_policy) ---------------------------------------------------------
