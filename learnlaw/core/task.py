@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from learnlaw.core import checks
 from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 
 __all__ = ["Task", "ParamSpec", "SPLITS", "holdout_split"]
@@ -355,13 +356,15 @@ def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:
     touched (evaluate the chosen policy on ``task``).
     """
     k = task.n_desired
-    if isinstance(n_holdout, bool) or not (isinstance(n_holdout, int) and 2 <= n_holdout <= k - 2):
-        raise ArgumentValueError(
-            f"n_holdout must be an int in [2, K − 2] = [2, {k - 2}] (K = {k} desired examples): "
-            f"at least 2 to validate on and 2 left to fit; got {n_holdout!r}"
-        )
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ArgumentTypeError(f"seed must be an int, got {seed!r}")
+    checks.check_int(
+        n_holdout,
+        "n_holdout",
+        minimum=2,
+        maximum=k - 2,
+        expected=f"an int in [2, K − 2] = [2, {k - 2}] (K = {k} desired examples)",
+        hint="at least 2 to validate on and 2 left to fit",
+    )
+    checks.check_int(seed, "seed")
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(k, generator=g).to(task.device)
     x, y = task.desired
