@@ -25,7 +25,7 @@ multiplicative update of η_t) against one plain run.
 The Transformer (at the CPU scale of ``book/transformer.ipynb``'s defaults, ``TRANSFORMER_CASE``)
 has one row per kernel (``autodiff``, ``autodiff_rr``) without checkpointing. Every policy-epoch
 row also prints ``flop_ratio``, the same ratio's floor by counted FLOPs
-(``epoch_over_plain[kernel]`` of :func:`learnlaw.analysis.cost.task_costs` on the same task, T and
+(``epoch_over_plain[kernel]`` of :func:`learnlaw.profile.task_costs` on the same task, T and
 checkpointing), and ``ratio_over_flop_ratio``, their quotient: 1 would be an epoch that costs
 exactly its counted FLOPs relative to a plain run.
 
@@ -43,7 +43,7 @@ baseline passed ``--memory-budget`` GB), ``seconds``, ``peak_bytes`` and, where 
 
 With ``--distributed`` it measures data parallelism instead (:mod:`learnlaw.core.distributed`):
 per case (the paper's perceptron, the MLP, and the Transformer at the CPU scale of
-``learnlaw.CPU_SCALE``) one JSON line with ``case``, ``seconds_1`` and ``seconds_2`` — one policy
+``learnlaw.tasks.CPU_SCALE``) one JSON line with ``case``, ``seconds_1`` and ``seconds_2`` — one policy
 epoch (adjoint sweep + sharded projection) on 1 and on 2 CPU processes joined by gloo, one
 thread each — and ``scaling`` = seconds_2 / seconds_1 (1/2 would be perfect; the 2-process run
 pays one all-reduce of P floats per step each way: ``allreduce_ms`` is the median time of one,

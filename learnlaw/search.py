@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         choices=("cpu", "colab", "paper"),
         default="cpu",
-        help="the Transformer preset (learnlaw.PRESETS): sizes and default --steps/--lr/"
+        help="the Transformer preset (learnlaw.tasks.PRESETS): sizes and default --steps/--lr/"
         "--outer-lr/--epochs; 'colab' fits a T4 GPU, 'paper' is N=16384, T=4000 (default: "
         "cpu). The perceptron has one setting, the paper's.",
     )

@@ -20,12 +20,12 @@ Differences from scripts/practice_grid.py (the grid the practice chapter was fir
 * report seeds 1…5; seed 0 is the design seed of the feature scorer's columns (chosen in
   earlier exploration on seed 0's test split), so it is never reported.
 
-Every trial is cached in runs/fair/<case>/seed<k>/ (gitignored); ``--summary`` reads the cache
-and writes learnlaw/data/fair/<case>.json, which the practice chapter reads.
+Every trial is cached in runs/fair/<case>/seed<k>/ (gitignored); scripts/fair_summary.py reads the
+cache and writes learnlaw/data/fair/<case>.json, which the practice chapter reads.
 
 Run (one case per process, one thread each; cached trials are not re-run):
     OMP_NUM_THREADS=1 python scripts/fair_grid.py clean512 --seeds 1 2 3 4 5
-    python scripts/fair_grid.py clean512 --seeds 1 2 3 4 5 --summary
+    python scripts/fair_summary.py clean512 --seeds 1 2 3 4 5
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ PAPER_LR = {"clean512": 0.1, "clean4096": 0.1, "noisy512": 0.1, "transformer": 0
 SCHEDULES = [("linear", 0.0), ("linear", 0.05), ("cosine", 0.0), ("cosine", 0.05)]
 CONTROLS = ("direction", "length")
 FITTED = ("block policy (B=10)", "feature scorer", "full search")
+# the schedule searches of scripts/schedule_grid.py, cached beside this grid's trials
+LEARNED = ("learned schedule", "learned schedule + block policy")
 ONLINE = {  # name: (rule, hyperparameter grid); the Transformer runs the first point of each
     "online relu": ("relu", [{}]),
     "online power": ("power", [{"power": p} for p in (0.25, 0.05, 2.0, 8.0)]),
@@ -116,7 +118,7 @@ class Grid:
         if control is None:
             run = train(both, policy, lr)
         else:
-            run = ll.replay_policy(both, policy, lr, control=control).run
+            run = ll.policies.replay_policy(both, policy, lr, control=control).run
         return _curves(run)
 
     def trial(self, method: str, params: dict, lr, fn) -> dict:
@@ -137,7 +139,11 @@ class Grid:
     # -- methods ----------------------------------------------------------------------------
     def uniform(self, lr, kind=None, warmup=0.0):
         pol = ll.uniform_policy(self.steps, self.val.n_train)
-        step = lr if kind is None else ll.classic_schedule(kind, self.steps, lr, warmup=warmup)
+        step = (
+            lr
+            if kind is None
+            else ll.policies.classic_schedule(kind, self.steps, lr, warmup=warmup)
+        )
         return self._score(pol, step)
 
     def replaced(self, lr, make):
@@ -160,17 +166,17 @@ class Grid:
             outer_step="normalized",
         )  # fmt: skip
         if method == "feature scorer":
-            feats, names = ll.trajectory_features(
+            feats, names = ll.policies.trajectory_features(
                 self.val, self.steps, lr, 10, columns=["bias", "loss", "grad_norm"]
             )
-            res = ll.fit_feature_policy(
+            res = ll.fit.fit_feature_policy(
                 self.val, self.steps, lr, features=feats, feature_names=names, blocks=10,
                 link="sparsemax", optimizer="gd", outer_lr=self.outer[method], epochs=EPOCHS,
                 **common,
             )  # fmt: skip
         else:
             blocks = 10 if method.startswith("block") else self.steps
-            res = ll.fit_block_policy(
+            res = ll.fit.fit_block_policy(
                 self.val, self.steps, lr, blocks, self.outer[method], EPOCHS, **common
             )
         out = self._score(res.policy, lr)
@@ -210,7 +216,7 @@ class Grid:
         rec["controls"] = {c: self._guarded(policy, lr, control=c) for c in CONTROLS}
         rec["schedules"] = {
             f"{kind},{warm}": self._guarded(
-                policy, ll.classic_schedule(kind, self.steps, lr, warmup=warm)
+                policy, ll.policies.classic_schedule(kind, self.steps, lr, warmup=warm)
             )
             for kind, warm in SCHEDULES
         }
@@ -338,15 +344,9 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("case", choices=["clean512", "clean4096", "noisy512", "transformer"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    ap.add_argument("--summary", action="store_true", help="summarise the cached trials")
     ap.add_argument("--skip", nargs="*", default=[], help="method-name prefixes to leave out")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    if a.summary:
-        from fair_summary import write_summary  # scripts/fair_summary.py
-
-        write_summary(a.case, a.seeds, OUT / f"{a.case}.json")
-        return
     for seed in a.seeds:
         print(f"{a.case} seed {seed}", flush=True)
         Grid(a.case, seed).run(log=lambda s: print(s, flush=True), skip=a.skip)

@@ -1,5 +1,7 @@
 """Summarise the fair grid's cached trials (scripts/fair_grid.py) into learnlaw/data/fair/<case>.json.
 
+    python scripts/fair_summary.py clean512 --seeds 1 2 3 4 5
+
 Per seed, every method is selected on validation — regime (a) at the paper's η, regime (b) over
 every η (and schedule) it ran — and reported on the held-out test pool against two tuned
 learners: uniform training at its tuned constant η ("uniform") and uniform training at its tuned
@@ -9,6 +11,7 @@ get a 95% Student-t interval on the log scale (learnlaw.analysis.paired).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -18,8 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fair_grid import CACHE, FITTED, ONLINE, PAPER_LR, make_task  # noqa: E402
-from schedule_grid import LEARNED  # noqa: E402
+from fair_grid import CACHE, FITTED, LEARNED, ONLINE, OUT, PAPER_LR, make_task  # noqa: E402
 
 from learnlaw.analysis.fair_report import paired_over
 from learnlaw.analysis.paired import targets_from_baseline, time_to_target
@@ -248,3 +250,15 @@ def write_summary(case: str, seeds: list[int], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(clean(result), indent=1, allow_nan=False) + "\n")
     print(f"wrote {out}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("case", choices=sorted(PAPER_LR))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    a = ap.parse_args(argv)
+    write_summary(a.case, a.seeds, OUT / f"{a.case}.json")
+
+
+if __name__ == "__main__":
+    main()

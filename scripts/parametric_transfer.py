@@ -19,7 +19,7 @@ import math
 import torch
 
 import learnlaw as ll
-from learnlaw.core.metrics import empirical_acceleration
+from learnlaw.core.metrics import empirical_acceleration_ratio
 from learnlaw.policies.parametric_fit import split_validation
 
 p = argparse.ArgumentParser()
@@ -45,15 +45,15 @@ task = ll.perceptron_task()
 task = task.with_(test=ll.perceptron_task(n_test=a.n_test).test)
 common = dict(validation=a.validation, patience=a.patience, schedule=a.schedule, progress=False)
 if a.family == "block":
-    res = ll.fit_block_policy(task, a.steps, a.lr, a.blocks, a.outer_lr, a.epochs, **common)
+    res = ll.fit.fit_block_policy(task, a.steps, a.lr, a.blocks, a.outer_lr, a.epochs, **common)
 else:
     fit_task, _ = split_validation(task, a.validation, 0)  # the fit's own held-out draw
     kw = dict(use_kinds=a.kinds, columns=a.columns.split(",") if a.columns else None)
     if a.trajectory:
-        feats, names = ll.trajectory_features(fit_task, a.steps, a.lr, a.blocks, **kw)
+        feats, names = ll.policies.trajectory_features(fit_task, a.steps, a.lr, a.blocks, **kw)
     else:
-        feats, names = ll.example_features(fit_task, **kw)
-    res = ll.fit_feature_policy(
+        feats, names = ll.policies.example_features(fit_task, **kw)
+    res = ll.fit.fit_feature_policy(
         task,
         a.steps,
         a.lr,
@@ -73,8 +73,8 @@ out = dict(
     epochs_run=len(res.history) - 1,
     best_epoch=res.best_epoch,
     seconds=round(res.seconds, 1),
-    ar_test=nan(empirical_acceleration(res.baseline.test_loss, res.run.test_loss)),
-    ar_desired=nan(empirical_acceleration(res.baseline.desired_loss, res.run.desired_loss)),
+    ar_test=nan(empirical_acceleration_ratio(res.baseline.test_loss, res.run.test_loss)),
+    ar_desired=nan(empirical_acceleration_ratio(res.baseline.desired_loss, res.run.desired_loss)),
     cr_test=nan(res.run.compression_ratio("test")),
     cr_test_uniform=nan(res.baseline.compression_ratio("test")),
     final_test=nan(float(res.run.test_loss[-1])),

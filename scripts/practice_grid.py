@@ -94,7 +94,7 @@ def m_block(task, lr, *, steps, blocks, outer_lr, epochs, warm=None):
         initial = ll.online_policy(task, steps, lr, rule=warm).policy
         if blocks < steps:
             raise ValueError("warm starts are for the full search only")
-    return ll.fit_block_policy(
+    return ll.fit.fit_block_policy(
         task,
         steps,
         lr,
@@ -112,10 +112,10 @@ def m_feature(task, lr, *, steps, blocks, outer_lr, epochs):
     # per-block features along the uniform run (loss and gradient norm: no desired-set columns,
     # which over-fit), sparsemax link, plain GD: the best transferring scorer in exploratory
     # runs of scripts/parametric_transfer.py on seed 0
-    feats, names = ll.trajectory_features(
+    feats, names = ll.policies.trajectory_features(
         task, steps, lr, blocks, columns=["bias", "loss", "grad_norm"]
     )
-    return ll.fit_feature_policy(
+    return ll.fit.fit_feature_policy(
         task,
         steps,
         lr,

@@ -36,7 +36,7 @@ def main() -> None:
         rows = {}
         for norm in NORMS:
             t0 = time.perf_counter()
-            res = ll.fit_schedule(
+            res = ll.fit.fit_schedule(
                 g.val, g.steps, lr, EPOCHS, blocks=None, outer_lr=LR_OUTER, lr_norm=norm,
                 initial=start, validation=g.val.test, patience=PATIENCE, track_test=False,
             )  # fmt: skip

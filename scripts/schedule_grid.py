@@ -6,9 +6,9 @@ the same tasks, splits, cache and scoring — one protocol for both chapters):
 1. tuned constant η — the fair grid's "uniform" (η on the grid, chosen by validation AUC);
 2. tuned classic schedule — its "uniform, scheduled" (linear / cosine, warm-up 0 or 5%, peak η
    on the grid, all chosen by validation AUC);
-3. **learned schedule** — ``learnlaw.fit_schedule`` started from the tuned classic schedule
+3. **learned schedule** — ``learnlaw.fit.fit_schedule`` started from the tuned classic schedule
    (one log-step per training step, C = T), uniform weights;
-4. **learned schedule + block weights** — ``learnlaw.fit_joint(family="block", blocks=10)``
+4. **learned schedule + block weights** — ``learnlaw.fit.fit_joint(family="block", blocks=10)``
    from the same start, the weights' outer step the fair grid's calibrated block-policy ε (design
    seed 0), the schedule's ε_η = 0.1 (fixed a priori: about a 10% change of η_t per epoch).
 
@@ -18,20 +18,20 @@ step moving by ε_η per epoch.
 
 Both fits run until the validation AUC has not improved for PATIENCE epochs (at most
 LEARNED_EPOCHS = 150: a log step moves by ε_η per epoch, so bringing one η_t down 300-fold takes
-≈ 57 epochs, more than the fair grid's 30) and keep their best epoch by the validation AUC; each trial is one more record in runs/fair/<case>/seed<k>/, so ``fair_grid.py --summary``
+≈ 57 epochs, more than the fair grid's 30) and keep their best epoch by the validation AUC; each trial is one more record in runs/fair/<case>/seed<k>/, so scripts/fair_summary.py
 reports it beside every other method (paired CR ratios against the tuned constant and the tuned
 scheduled learner). The start's peak η is the trial's "lr"; the learned schedule itself is kept
 (T floats) for the chapter's figure.
 
 Run (one case per process, one thread):
     OMP_NUM_THREADS=1 python scripts/schedule_grid.py noisy512 --seeds 1 2 3 4 5
-    python scripts/fair_grid.py noisy512 --seeds 1 2 3 4 5 --summary
+    python scripts/fair_summary.py noisy512 --seeds 1 2 3 4 5
 The Transformer (10 epochs per search, ≈ 30 min each per seed on one core; the two searches are
 independent and can run side by side):
     OMP_NUM_THREADS=1 python scripts/schedule_grid.py transformer --seeds 1 2 3 --only "learned schedule"
     OMP_NUM_THREADS=1 python scripts/schedule_grid.py transformer --seeds 1 2 3 \
         --only "learned schedule + block policy"
-    python scripts/fair_grid.py transformer --seeds 1 2 3 --summary
+    python scripts/fair_summary.py transformer --seeds 1 2 3
 """
 
 from __future__ import annotations
@@ -45,11 +45,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fair_grid import OUT, PATIENCE, Grid, best_params, kind_zero_shares, tuned  # noqa: E402
+from fair_grid import LEARNED, OUT, PATIENCE, Grid, best_params, kind_zero_shares, tuned  # noqa: E402
 
 import learnlaw as ll  # noqa: E402
 
-LEARNED = ("learned schedule", "learned schedule + block policy")
 LR_OUTER = 0.1  # ε_η: the change of a log η_t per epoch, fixed a priori
 LEARNED_EPOCHS = 150  # a cap; patience stops the fits
 # the Transformer (T = 1000, N = 128): one epoch is a sweep of ≈ 2.5 plain runs of ≈ 37 CPU-s,
@@ -67,7 +66,7 @@ def start_schedule(g: Grid, recs: list[dict]) -> tuple[float, dict, torch.Tensor
     """The tuned classic schedule of the seed: (peak η, its params, the (T,) schedule)."""
     lr = tuned(recs, "uniform, scheduled")
     params = best_params(recs, "uniform, scheduled", lr)
-    sched = ll.classic_schedule(params["schedule"], g.steps, lr, warmup=params["warmup"])
+    sched = ll.policies.classic_schedule(params["schedule"], g.steps, lr, warmup=params["warmup"])
     return lr, params, sched
 
 
@@ -79,13 +78,13 @@ def learned(g: Grid, method: str, lr: float, start: torch.Tensor) -> dict:
     epochs = TRANSFORMER_EPOCHS if transformer else LEARNED_EPOCHS
     eps = None if transformer else g.outer["block policy (B=10)"]
     if method == "learned schedule":
-        res = ll.fit_schedule(
+        res = ll.fit.fit_schedule(
             g.val, g.steps, lr, epochs, blocks=None, outer_lr=LR_OUTER, lr_norm=lr_norm(),
             initial=start, **common,
         )  # fmt: skip
         policy = ll.uniform_policy(g.steps, g.val.n_train)
     else:
-        res = ll.fit_joint(
+        res = ll.fit.fit_joint(
             g.val, g.steps, lr, epochs, family="block", blocks=10, lr_blocks=None,
             outer_lr=eps, lr_outer_lr=LR_OUTER, lr_norm=lr_norm(),
             initial_lr=start, **common,

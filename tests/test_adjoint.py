@@ -127,8 +127,8 @@ def test_unknown_kernels():
 def test_checkpointing_memory_and_equality():
     task = small_perceptron()
     policy = random_policy(100, task.n_train, seed=5)
-    full = ll.adjoint_sweep(task, policy, 0.5)
-    auto = ll.adjoint_sweep(task, policy, 0.5, checkpoint_every="auto")
+    full = ll.training.adjoint_sweep(task, policy, 0.5)
+    auto = ll.training.adjoint_sweep(task, policy, 0.5, checkpoint_every="auto")
     assert auto.checkpoint_every == 10
     assert full.stored_floats == 101 * task.n_params
     assert auto.stored_floats <= 2 * 10 * task.n_params + task.n_params

@@ -14,7 +14,6 @@ from learnlaw.policies.baselines import (
     importance_log_ratio,
     importance_policy,
     importance_weights,
-    uniform_baseline,
     union_task,
 )
 from learnlaw.tasks.toy import mlp_task
@@ -27,18 +26,12 @@ def task():
     return ll.perceptron_task(dim=6, n_train=40, n_desired=16, n_test=8, dtype=F64, noisy=3)
 
 
-def test_uniform_baseline(task):
-    p = uniform_baseline(task, 5)
-    assert p.shape == (5, 40) and p.dtype == F64
-    torch.testing.assert_close(p, ll.uniform_policy(5, 40, dtype=F64))
-
-
 def test_desired_only_trains_on_the_desired_set(task):
     d = desired_only_task(task)
     assert d.n_train == task.n_desired and d.kinds == {}
     assert d.desired is task.desired and d.test is task.test
     lr = 0.3
-    run = ll.train(d, uniform_baseline(d, 1), lr, keep_params=True)
+    run = ll.train(d, ll.uniform_policy(1, d.n_train, dtype=F64), lr, keep_params=True)
     # one GD step on the mean desired loss, in closed form: θ₁ = θ₀ − η Xᵀ(σ(Xθ₀) − y)/K
     x, y = task.desired
     th0 = task.params0["weight"][0]
@@ -59,7 +52,7 @@ def test_union_appends_the_desired_set(task):
     assert torch.equal(u.kinds["noisy"][:n], task.kinds["noisy"])
     assert not bool(u.kinds["noisy"][n:].any())
     # uniform on the union = the mean of the two gradients weighted by N and K
-    run = ll.train(u, uniform_baseline(u, 1), 0.5, keep_params=True)
+    run = ll.train(u, ll.uniform_policy(1, u.n_train, dtype=F64), 0.5, keep_params=True)
     th0 = task.params0["weight"][0]
     x, y = u.train
     th1 = th0 - 0.5 * x.T @ (torch.sigmoid(x @ th0) - y) / (n + k)
@@ -82,7 +75,7 @@ def test_log_ratio_is_the_difference_of_gaussian_log_densities(task):
     )
     torch.testing.assert_close(importance_weights(task, 0.5), torch.softmax(0.5 * expected, 0))
     p = importance_policy(task, 4)
-    ll.validate_policy(p, steps=4, n=40)
+    ll.policies.validate_policy(p, steps=4, n=40)
     assert bool((p == w).all())
 
 

@@ -141,7 +141,7 @@ def test_online_controls_match_a_hand_run(tasks, which, rule, params, steps, con
     res = ll.online_policy(task, steps, LR, rule, control=control, keep_params=True, **params)
     assert res.control == control and res.step_norms.shape == (steps, 2)
     assert res.step_scale.shape == (steps,)
-    ll.validate_policy(res.policy, steps=steps, n=task.n_train)
+    ll.policies.validate_policy(res.policy, steps=steps, n=task.n_train)
     assert_small(check_run(task, res, control, power=params.get("power", 1.0)))
     # the controlled run is not the policy's own run, and train does not replay it
     plain = ll.train(task, res.policy, LR)
@@ -174,8 +174,8 @@ def fitted_like_policy(steps, n, seed):
 def test_replay_controls_match_a_hand_run(tasks, which, steps, control):
     task = tasks[which]
     policy = fitted_like_policy(steps, task.n_train, seed=5)
-    res = ll.replay_policy(task, policy, LR, control, keep_params=True)
-    assert isinstance(res, ll.ReplayResult) and res.control == control
+    res = ll.policies.replay_policy(task, policy, LR, control, keep_params=True)
+    assert isinstance(res, ll.policies.ReplayResult) and res.control == control
     assert_small(check_run(task, res, control, rows=policy))
 
 
@@ -183,7 +183,7 @@ def test_replay_without_control_is_train(tasks):
     for which in ("perceptron", "mlp"):
         task = tasks[which]
         policy = fitted_like_policy(12, task.n_train, seed=6)
-        res = ll.replay_policy(task, policy, LR, keep_params=True)
+        res = ll.policies.replay_policy(task, policy, LR, keep_params=True)
         ref = ll.train(task, policy, LR, keep_params=True)
         assert res.control is None and res.step_norms is None
         for a, b in zip(
@@ -198,7 +198,7 @@ def test_replay_without_control_is_train(tasks):
 def test_replay_reproduces_a_controlled_online_run(tasks, which, steps, control):
     task = tasks[which]
     res = ll.online_policy(task, steps, LR, "relu", control=control, keep_params=True)
-    rep = ll.replay_policy(task, res.policy, LR, control, keep_params=True)
+    rep = ll.policies.replay_policy(task, res.policy, LR, control, keep_params=True)
     for a, b in ((rep.run.trajectory, res.run.trajectory), (rep.step_norms, res.step_norms)):
         assert float((a - b).abs().max() / b.abs().max()) <= TOL
     curve = rep.run.desired_loss
@@ -257,7 +257,7 @@ def test_replay_with_a_zero_policy_gradient_stays_put():
     )
     policy = torch.tensor([[0.0, 1.0]] * 3, dtype=F64)
     for control in CONTROLS:
-        res = ll.replay_policy(task, policy, LR, control, keep_params=True)
+        res = ll.policies.replay_policy(task, policy, LR, control, keep_params=True)
         assert bool((res.run.trajectory == res.run.trajectory[0]).all())
         assert bool((res.step_norms[:, 0] == 0).all()) and bool((res.step_norms[:, 1] > 0).all())
         assert bool((res.step_scale == 0).all())
@@ -269,19 +269,19 @@ def test_random_sparse_policy():
     policy[3] = 0
     policy[3, 4] = 1.0  # a one-hot row
     policy[5] = 1 / 30  # a full row
-    a = ll.random_sparse_policy(policy, seed=0)
+    a = ll.policies.random_sparse_policy(policy, seed=0)
     assert a.shape == policy.shape and a.dtype == policy.dtype
-    ll.validate_policy(a, steps=40, n=30)
+    ll.policies.validate_policy(a, steps=40, n=30)
     k = (policy != 0).sum(1)
     assert torch.equal((a != 0).sum(1), k)
     # uniform over the chosen examples
     nz = a != 0
     torch.testing.assert_close(a[nz], (1 / k.to(F64))[:, None].expand_as(a)[nz], rtol=0, atol=0)
-    assert torch.equal(a, ll.random_sparse_policy(policy, seed=0))  # reproducible
-    b = ll.random_sparse_policy(policy, seed=1)
+    assert torch.equal(a, ll.policies.random_sparse_policy(policy, seed=0))  # reproducible
+    b = ll.policies.random_sparse_policy(policy, seed=1)
     assert not torch.equal(a != 0, b != 0)  # another seed, other examples
     assert not torch.equal(a != 0, policy != 0)  # not the policy's own support
-    assert ll.random_sparse_policy(policy.float(), seed=0).dtype == torch.float32
+    assert ll.policies.random_sparse_policy(policy.float(), seed=0).dtype == torch.float32
 
 
 def test_random_sparse_policy_places_weights_uniformly():
@@ -291,7 +291,7 @@ def test_random_sparse_policy_places_weights_uniformly():
     k = torch.arange(steps) % 4 + 1
     policy = (torch.arange(n)[None, :] < k[:, None]).to(F64)
     policy /= policy.sum(1, keepdim=True)
-    counts = (ll.random_sparse_policy(policy, seed=3) != 0).sum(0).to(F64)
+    counts = (ll.policies.random_sparse_policy(policy, seed=3) != 0).sum(0).to(F64)
     p = k.to(F64) / n
     mean, sd = float(p.sum()), float((p * (1 - p)).sum().sqrt())
     assert float((counts - mean).abs().max()) <= 5 * sd
@@ -301,7 +301,7 @@ def test_random_sparse_policy_places_weights_uniformly():
 def test_sim_of_a_random_sparsification_is_the_papers_formula_over_its_own_support(tasks):
     task = tasks["perceptron"]
     res = ll.online_policy(task, 10, LR, "relu", keep_contributions=True)
-    rand = ll.random_sparse_policy(res.policy, seed=0)
+    rand = ll.policies.random_sparse_policy(res.policy, seed=0)
     own, other = ll.sim(res.contributions, res.policy), ll.sim(res.contributions, rand)
     assert torch.equal((rand != 0).sum(1), (res.policy != 0).sum(1))  # as sparse, row by row
     checked = 0
@@ -326,20 +326,22 @@ def test_bad_inputs(tasks):
     policy = ll.uniform_policy(3, task.n_train, dtype=F64)
     for call in (
         lambda c: ll.online_policy(task, 3, LR, control=c),
-        lambda c: ll.replay_policy(task, policy, LR, c),
+        lambda c: ll.policies.replay_policy(task, policy, LR, c),
     ):
         with pytest.raises(ValueError, match="unknown control 'norm'.*direction.*length"):
             call("norm")
         with pytest.raises(TypeError, match="control must be None or one of"):
             call(1)
-    with pytest.raises(ll.PolicyError):
-        ll.replay_policy(task, policy[:, :5], LR, "length")
-    with pytest.raises(ll.PolicyError):
-        ll.random_sparse_policy(policy * 2, seed=0)
+    with pytest.raises(ll.policies.PolicyError):
+        ll.policies.replay_policy(task, policy[:, :5], LR, "length")
+    with pytest.raises(ll.policies.PolicyError):
+        ll.policies.random_sparse_policy(policy * 2, seed=0)
     with pytest.raises(ValueError, match="seed"):
-        ll.random_sparse_policy(policy, seed=-1)
-    with pytest.raises(ll.DivergenceError, match="lr=1e\\+06"):
-        ll.replay_policy(task, ll.uniform_policy(20, task.n_train, dtype=F64), 1e6, "direction")
+        ll.policies.random_sparse_policy(policy, seed=-1)
+    with pytest.raises(ll.training.DivergenceError, match="lr=1e\\+06"):
+        ll.policies.replay_policy(
+            task, ll.uniform_policy(20, task.n_train, dtype=F64), 1e6, "direction"
+        )
 
 
 # -- device hygiene on the meta device --------------------------------------------------------
@@ -370,5 +372,5 @@ def test_controls_add_no_host_sync_per_step(which, kernels):
         slope = _syncs_per_step(lambda t: ll.online_policy(task, t, 0.1, control=control))
         assert slope <= 1 / 8
         policy = ll.uniform_policy(16, task.n_train, device="meta")
-        slope = _syncs_per_step(lambda t: ll.replay_policy(task, policy[:t], 0.1, control))
+        slope = _syncs_per_step(lambda t: ll.policies.replay_policy(task, policy[:t], 0.1, control))
         assert slope <= 1 / 8

@@ -158,7 +158,7 @@ def test_autodiff_and_closed_form_training_agree(task):
 
 
 def test_policy_is_validated_and_cast(task):
-    with pytest.raises(ll.PolicyError, match="N = 64"):
+    with pytest.raises(ll.policies.PolicyError, match="N = 64"):
         ll.train(task, ll.uniform_policy(3, 10), 0.1)
     run = ll.train(task, ll.uniform_policy(3, 64, dtype=torch.float32), 0.1)
     assert run.desired_loss.dtype == F64
@@ -179,7 +179,7 @@ def test_divergence_names_the_step_and_learning_rate():
         loss_fn=lambda out, yy: (out[:, 0] - yy) ** 2,
         vocab_size=2,
     )
-    with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=50"):
+    with pytest.raises(ll.training.DivergenceError, match=r"step \d+ .*lr=50"):
         ll.train(task, ll.uniform_policy(200, 10, dtype=F64), 50.0)
 
 
@@ -200,10 +200,10 @@ def test_auc_and_compression_ratio_units():
 def test_empirical_acceleration_on_curves_with_a_known_answer():
     t = torch.arange(101, dtype=F64)
     slow, fast = 1 / (1 + t), 1 / (1 + 4 * t)  # fast(t) = slow(4t)
-    assert ll.empirical_acceleration(slow, fast) == pytest.approx(4.0)
-    assert ll.empirical_acceleration(slow, slow) == pytest.approx(1.0)
-    assert math.isnan(ll.empirical_acceleration(fast, slow))  # never reaches it
-    assert ll.reach_step(slow, 0.5) == 1
+    assert ll.scaling.empirical_acceleration_ratio(slow, fast) == pytest.approx(4.0)
+    assert ll.scaling.empirical_acceleration_ratio(slow, slow) == pytest.approx(1.0)
+    assert math.isnan(ll.scaling.empirical_acceleration_ratio(fast, slow))  # never reaches it
+    assert ll.scaling.reach_step(slow, 0.5) == 1
 
 
 # -- Learning-Law measurements ------------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_chain_rule_local_and_global_speeds(task):
     """−ΔL_dsr ≈ η Σ_n γ_n CT_n, with an error that shrinks like η²."""
     errs = []
     for lr in (0.02, 0.01):
-        sp = ll.learning_speeds(task, ll.uniform_policy(10, task.n_train, dtype=F64), lr)
+        sp = ll.law.learning_speeds(task, ll.uniform_policy(10, task.n_train, dtype=F64), lr)
         assert sp["local"].shape == (10, task.n_train)
         errs.append(float((sp["global"] - sp["predicted"]).abs().max()))
         rel = errs[-1] / float(sp["global"].abs().max())
@@ -283,7 +283,9 @@ def test_zero_weight_diagnostics():
     w = torch.tensor([[0.5, 0.5, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
     ct = torch.tensor([[1.0, -1.0, -2.0, 3.0], [-1.0, -1.0, 2.0, 2.0]])
     # CT ≤ 0 at (0,1), (0,2), (1,0), (1,1); zero weight at (0,2), (1,1): 2 of 4
-    assert ll.zero_weight_fraction(w, ct) == pytest.approx(0.5)
+    assert ll.law.zero_weight_fraction(w, ct) == pytest.approx(0.5)
     losses = torch.tensor([[1e-7, 1.0, 1e-9, 1.0], [1.0, 1e-8, 1.0, 1.0]])
-    torch.testing.assert_close(ll.learned_weight_ratios(w, losses), torch.tensor([1.0, 0.0, 0.0]))
-    assert math.isnan(ll.zero_weight_fraction(w, torch.ones(2, 4)))
+    torch.testing.assert_close(
+        ll.law.learned_weight_ratios(w, losses), torch.tensor([1.0, 0.0, 0.0])
+    )
+    assert math.isnan(ll.law.zero_weight_fraction(w, torch.ones(2, 4)))

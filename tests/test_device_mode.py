@@ -209,7 +209,7 @@ def test_contributions(test_device, name):
 
 def test_fit_block_policy(test_device):
     def compute(dev):
-        res = ll.fit_block_policy(perceptron(dev), T, LR, 3, 0.05, 3, progress=False)
+        res = ll.fit.fit_block_policy(perceptron(dev), T, LR, 3, 0.05, 3, progress=False)
         return res.policy, res.phi, res.run
 
     check(test_device, compute)
@@ -217,7 +217,7 @@ def test_fit_block_policy(test_device):
 
 def test_fit_feature_policy(test_device):
     def compute(dev):
-        res = ll.fit_feature_policy(mlp(dev), T, LR, blocks=2, epochs=3, progress=False)
+        res = ll.fit.fit_feature_policy(mlp(dev), T, LR, blocks=2, epochs=3, progress=False)
         return res.policy, res.phi, res.features, res.run
 
     check(test_device, compute)

@@ -101,7 +101,7 @@ def worker(out: Path, single_ckdir: Path) -> None:
     results["shard"] = shard_of(task)
     try:  # divergence while finite, reported on every rank
         ll.train(task, ll.uniform_policy(10, task.n_train, dtype=F64), 1e307)
-    except ll.DivergenceError as err:
+    except ll.training.DivergenceError as err:
         results["divergence"] = str(err)
     g = torch.Generator().manual_seed(1)
     v = torch.randn(5, 21, generator=g, dtype=F64) * 3

@@ -123,7 +123,7 @@ def test_law_diagnostics_against_direct_computation(task):
     ct = torch.stack([ll.contributions(task, run.params_at(t)) for t in range(15)])
     assert d.sim == pytest.approx(ll.sim(ct, policy).mean)
     torch.testing.assert_close(d.sim_per_step, ll.sim(ct, policy).per_step)
-    assert d.zero_fraction_noncontrib == pytest.approx(ll.zero_weight_fraction(policy, ct))
+    assert d.zero_fraction_noncontrib == pytest.approx(ll.law.zero_weight_fraction(policy, ct))
     torch.testing.assert_close(d.noncontrib_per_step, (ct <= 0).sum(1))
     torch.testing.assert_close(d.zero_noncontrib_per_step, ((ct <= 0) & (policy == 0)).sum(1))
     ratio = d.zero_noncontrib_per_step.sum() / d.noncontrib_per_step.sum()
@@ -131,11 +131,11 @@ def test_law_diagnostics_against_direct_computation(task):
     assert int(d.zero_noncontrib_per_step.sum()) > 0  # the test exercises zero weights
     early = law_diagnostics(task, policy, 0.5, before=5)
     assert early.zero_fraction_noncontrib == pytest.approx(
-        ll.zero_weight_fraction(policy[:5], ct[:5])
+        ll.law.zero_weight_fraction(policy[:5], ct[:5])
     )
     torch.testing.assert_close(d.head_contributions, ct[:4])
     losses = torch.stack([task.losses(run.params_at(t)) for t in range(15)])
-    ratios = ll.learned_weight_ratios(policy, losses, 0.05)
+    ratios = ll.law.learned_weight_ratios(policy, losses, 0.05)
     assert d.learned_count == len(ratios) > 0
     assert d.learned_below == pytest.approx(float((ratios < 0.2).double().mean()))
     assert d.learned_cdf[-1] == 1 and bool((d.learned_cdf.diff() >= 0).all())

@@ -71,11 +71,11 @@ def test_rms_normalize_edge_cases():
 
 
 FITS = {
-    "block": lambda task, eps, **kw: ll.fit_block_policy(task, T, 10.0, 3, eps, 4, **kw),
-    "feature_gd": lambda task, eps, **kw: ll.fit_feature_policy(
+    "block": lambda task, eps, **kw: ll.fit.fit_block_policy(task, T, 10.0, 3, eps, 4, **kw),
+    "feature_gd": lambda task, eps, **kw: ll.fit.fit_feature_policy(
         task, T, 10.0, blocks=2, outer_lr=eps, epochs=4, optimizer="gd", **kw
     ),
-    "feature_adam": lambda task, eps, **kw: ll.fit_feature_policy(
+    "feature_adam": lambda task, eps, **kw: ll.fit.fit_feature_policy(
         task, T, 10.0, blocks=2, outer_lr=eps, epochs=4, **kw
     ),
 }
@@ -106,9 +106,9 @@ def test_plain_fit_depends_on_the_gradient_scale(monkeypatch):
     """The control: with outer_step="plain" (the default) the same rescaling changes the fit."""
     task = perceptron()
     scaled_sweeps(monkeypatch, 1.0)
-    ref = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
+    ref = ll.fit.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
     scaled_sweeps(monkeypatch, 10.0)
-    res = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
+    res = ll.fit.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
     assert res.column("J")[1] != pytest.approx(ref.column("J")[1], rel=1e-6)
 
 
@@ -116,7 +116,7 @@ def test_normalized_step_is_a_step_per_entry():
     """One normalised GD epoch on a feature scorer moves φ by exactly ε in root mean square."""
     task = perceptron()
     eps = 0.01  # small: a descent step lowers J, so the fit returns the moved φ (epoch 1)
-    res = ll.fit_feature_policy(
+    res = ll.fit.fit_feature_policy(
         task, T, 10.0, blocks=2, outer_lr=eps, epochs=1, optimizer="gd",
         outer_step="normalized", progress=False,
     )  # fmt: skip
@@ -127,9 +127,9 @@ def test_normalized_step_is_a_step_per_entry():
 def test_outer_step_is_checked():
     task = perceptron()
     with pytest.raises(ValueError, match="outer_step"):
-        ll.fit_block_policy(task, T, 1.0, 2, 0.1, 1, outer_step="unit", progress=False)
+        ll.fit.fit_block_policy(task, T, 1.0, 2, 0.1, 1, outer_step="unit", progress=False)
     with pytest.raises(TypeError, match="outer_step"):
-        ll.fit_feature_policy(task, T, 1.0, outer_step=1, progress=False)
+        ll.fit.fit_feature_policy(task, T, 1.0, outer_step=1, progress=False)
 
 
 # ---- 2. the best finite epoch ------------------------------------------------------------------
@@ -140,7 +140,7 @@ def test_a_fit_diverging_later_returns_its_best_finite_epoch():
     epoch 6; the fit stops there and returns epoch 3, the lowest validation AUC before it."""
     task = perceptron(n_desired=14)
     args = (task, T, 50.0, 2, 1e-3)
-    res = ll.fit_block_policy(*args, 8, validation=4, progress=False)
+    res = ll.fit.fit_block_policy(*args, 8, validation=4, progress=False)
     assert res.stopped is not None and res.stopped.startswith("diverged at epoch 6: ")
     assert "lr=50" in res.stopped
     assert [h["epoch"] for h in res.history] == list(range(7))
@@ -157,7 +157,7 @@ def test_a_fit_diverging_later_returns_its_best_finite_epoch():
         res.history[res.best_epoch]["val_auc"], rel=1e-12
     )
     # … and the φ that a fit stopped by its epoch count at that epoch ends with
-    short = ll.fit_block_policy(*args, res.best_epoch, validation=4, progress=False)
+    short = ll.fit.fit_block_policy(*args, res.best_epoch, validation=4, progress=False)
     assert short.stopped is None and short.best_epoch == res.best_epoch
     assert torch.equal(short.phi, res.phi)
     assert torch.equal(res.policy, block_policy(res.phi, T))
@@ -167,7 +167,7 @@ def test_a_fit_diverging_later_returns_its_best_finite_epoch():
 def test_a_non_finite_gradient_after_epoch_0_stops_the_fit(monkeypatch):
     task = perceptron()
     scaled_sweeps(monkeypatch, 1.0, at={2: math.inf})
-    res = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 5, progress=False)
+    res = ll.fit.fit_block_policy(task, T, 10.0, 3, 1e-3, 5, progress=False)
     assert res.stopped.startswith("diverged at epoch 2: ∂J/∂γ is not finite")
     assert [h["epoch"] for h in res.history] == [0, 1, 2]
     assert res.history[-1]["stopped"] == res.stopped and math.isfinite(res.history[-1]["J"])
@@ -188,7 +188,7 @@ def test_non_finite_parameters_stop_the_fit(monkeypatch):
         return g
 
     monkeypatch.setattr(pf, "feature_pullback", pullback)
-    res = ll.fit_feature_policy(
+    res = ll.fit.fit_feature_policy(
         task, T, 10.0, outer_lr=10.0, epochs=5, optimizer="gd", progress=False
     )
     assert res.stopped.startswith("diverged at epoch 2: the feature policy parameters")
@@ -199,28 +199,30 @@ def test_non_finite_parameters_stop_the_fit(monkeypatch):
 
 def test_patience_and_full_runs_are_not_stopped():
     task = perceptron()
-    res = ll.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
+    res = ll.fit.fit_block_policy(task, T, 10.0, 3, 1e-3, 3, progress=False)
     assert res.stopped is None and len(res.history) == 4
-    res = ll.fit_block_policy(task, T, 50.0, 2, 1.0, 6, patience=1, progress=False)
+    res = ll.fit.fit_block_policy(task, T, 50.0, 2, 1.0, 6, patience=1, progress=False)
     assert res.stopped is None and len(res.history) < 7
 
 
 def test_epoch_0_divergence_still_raises(monkeypatch):
     task = perceptron()
     # the uniform policy (the start, and the baseline) diverges at η = 10⁴
-    with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=10000"):
-        ll.fit_block_policy(task, T, 1e4, 2, 1e-3, 3, progress=False)
-    with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=10000"):
-        ll.fit_feature_policy(task, T, 1e4, epochs=0, progress=False)
+    with pytest.raises(ll.training.DivergenceError, match=r"step \d+ .*lr=10000"):
+        ll.fit.fit_block_policy(task, T, 1e4, 2, 1e-3, 3, progress=False)
+    with pytest.raises(ll.training.DivergenceError, match=r"step \d+ .*lr=10000"):
+        ll.fit.fit_feature_policy(task, T, 1e4, epochs=0, progress=False)
     # at η = 50 the uniform baseline trains but all the weight on example 0 does not
     start = torch.zeros(2, 20, dtype=F64)
     start[:, 0] = 1
     for epochs in (0, 3):
-        with pytest.raises(ll.DivergenceError, match=r"step \d+ .*lr=50.*epoch 0 .*smaller lr"):
-            ll.fit_block_policy(task, T, 50.0, 2, 1e-3, epochs, initial=start, progress=False)
+        with pytest.raises(
+            ll.training.DivergenceError, match=r"step \d+ .*lr=50.*epoch 0 .*smaller lr"
+        ):
+            ll.fit.fit_block_policy(task, T, 50.0, 2, 1e-3, epochs, initial=start, progress=False)
     scaled_sweeps(monkeypatch, 1.0, at={0: math.nan})
-    with pytest.raises(ll.DivergenceError, match=r"not finite at epoch 0 .*lr = 10"):
-        ll.fit_block_policy(task, T, 10.0, 2, 1e-3, 3, progress=False)
+    with pytest.raises(ll.training.DivergenceError, match=r"not finite at epoch 0 .*lr = 10"):
+        ll.fit.fit_block_policy(task, T, 10.0, 2, 1e-3, 3, progress=False)
 
 
 # ---- 3. λ_max along a run ----------------------------------------------------------------------
@@ -261,48 +263,48 @@ def test_sharpness_matches_the_exact_top_eigenvalue(make):
     steps, lr = 9, 2.0
     g = torch.Generator().manual_seed(4)
     policy = torch.softmax(torch.randn(steps, task.n_train, generator=g, dtype=F64), 1)
-    measured, lam = ll.sharpness(task, policy, lr, every=4, iters=task.n_params)
+    measured, lam = ll.theory.sharpness(task, policy, lr, every=4, iters=task.n_params)
     assert measured.tolist() == [0, 4, 8] and measured.dtype == torch.int64
     assert lam.dtype == F64 and lam.shape == (3,)
     exact = exact_top_eigenvalues(task, policy, lr, [0, 4, 8])
     assert lam.tolist() == pytest.approx(exact, rel=1e-8)
     assert len({round(v, 6) for v in exact}) == 3  # θ_t moved: three different Hessians
     # every step, and a different seed: the same eigenvalues
-    m1, lam1 = ll.sharpness(task, policy, lr, iters=task.n_params, seed=7)
+    m1, lam1 = ll.theory.sharpness(task, policy, lr, iters=task.n_params, seed=7)
     assert m1.tolist() == list(range(steps))
     assert lam1[[0, 4, 8]].tolist() == pytest.approx(exact, rel=1e-8)
     # fewer Lanczos steps: a lower bound (Ritz values increase to λ_max)
-    _, few = ll.sharpness(task, policy, lr, every=4, iters=2)
+    _, few = ll.theory.sharpness(task, policy, lr, every=4, iters=2)
     assert all(f <= e * (1 + 1e-12) for f, e in zip(few.tolist(), exact))
 
 
 def test_sharpness_edge_cases_and_bad_inputs():
     task = ll.perceptron_task(dim=4, n_train=8, n_desired=4, n_test=4, dtype=F64, seed=1)
     policy = ll.uniform_policy(5, 8, dtype=F64)
-    steps, lam = ll.sharpness(task, policy, 1.0, every=50, iters=4)  # every > T: step 0 only
+    steps, lam = ll.theory.sharpness(task, policy, 1.0, every=50, iters=4)  # every > T: step 0 only
     assert steps.tolist() == [0]
     assert lam.tolist() == pytest.approx(exact_top_eigenvalues(task, policy, 1.0, [0]), rel=1e-8)
-    steps, _ = ll.sharpness(task, policy, 1.0, every=5, iters=4)
+    steps, _ = ll.theory.sharpness(task, policy, 1.0, every=5, iters=4)
     assert steps.tolist() == [0]
-    steps, _ = ll.sharpness(task, policy, 1.0, every=2, iters=4)
+    steps, _ = ll.theory.sharpness(task, policy, 1.0, every=2, iters=4)
     assert steps.tolist() == [0, 2, 4]
     # a zero Hessian: at η = 1e300 one step saturates every sigmoid (H = Xᵀdiag(o(1−o))X = 0)
-    _, lam = ll.sharpness(task, policy, 1e300, every=2, iters=4)
+    _, lam = ll.theory.sharpness(task, policy, 1e300, every=2, iters=4)
     assert lam[0] > 0 and lam[1:].tolist() == [0.0, 0.0]
-    with pytest.raises(ll.PolicyError):
-        ll.sharpness(task, torch.zeros(5, 8, dtype=F64), 1.0)
+    with pytest.raises(ll.policies.PolicyError):
+        ll.theory.sharpness(task, torch.zeros(5, 8, dtype=F64), 1.0)
     with pytest.raises(ValueError, match="every"):
-        ll.sharpness(task, policy, 1.0, every=0)
+        ll.theory.sharpness(task, policy, 1.0, every=0)
     with pytest.raises(ValueError, match="iters"):
-        ll.sharpness(task, policy, 1.0, iters=0)
+        ll.theory.sharpness(task, policy, 1.0, iters=0)
     with pytest.raises(TypeError, match="seed"):
-        ll.sharpness(task, policy, 1.0, seed=1.5)
+        ll.theory.sharpness(task, policy, 1.0, seed=1.5)
     with pytest.raises(ValueError, match="learning rate"):
-        ll.sharpness(task, policy, -1.0)
+        ll.theory.sharpness(task, policy, -1.0)
     with pytest.raises(TypeError, match="Task"):
-        ll.sharpness("task", policy, 1.0)
-    with pytest.raises(ll.PolicyError):
-        ll.sharpness(task, ll.uniform_policy(5, 7, dtype=F64), 1.0)
+        ll.theory.sharpness("task", policy, 1.0)
+    with pytest.raises(ll.policies.PolicyError):
+        ll.theory.sharpness(task, ll.uniform_policy(5, 7, dtype=F64), 1.0)
     # θ overflows at the first step when all the weight sits on an example whose gradient has an
     # entry |(o − y) x_i| > 1.8 (1e308 times it is past float64's 1.8e308, in any order of the
     # products); with the uniform policy, whether θ overflows by step 4 depends on how the CPU's
@@ -313,8 +315,8 @@ def test_sharpness_edge_cases_and_bad_inputs():
     assert float(((o - y)[worst] * x[worst]).abs().max()) > 1.8
     one = torch.zeros(5, 8, dtype=F64)
     one[:, worst] = 1
-    with pytest.raises(ll.DivergenceError, match=r"by step 2 .*lr=1e\+308"):
-        ll.sharpness(task, one, 1e308, every=2)
+    with pytest.raises(ll.training.DivergenceError, match=r"by step 2 .*lr=1e\+308"):
+        ll.theory.sharpness(task, one, 1e308, every=2)
 
 
 # ---- the full search (optimize_policy) ---------------------------------------------------------
@@ -331,7 +333,7 @@ def test_optimize_policy_normalized_step(monkeypatch, tmp_path):
     assert ref.config.outer_step == "normalized"
     js = ref.column("J")
     assert len({round(j, 9) for j in js}) == 4, js
-    fit = ll.fit_block_policy(task, T, 10.0, T, eps, 3, outer_step="normalized", progress=False)
+    fit = ll.fit.fit_block_policy(task, T, 10.0, T, eps, 3, outer_step="normalized", progress=False)
     assert fit.column("J") == pytest.approx(js, rel=1e-12)
     real = opt.adjoint_sweep
 
@@ -387,7 +389,9 @@ def test_optimize_policy_divergence_after_epoch_0_names_the_epoch(monkeypatch):
         def sweep(*args, **kwargs):
             calls.append(1)
             if len(calls) == call and how == "raise":
-                raise ll.DivergenceError("training diverged at step 7 with learning rate lr=10")
+                raise ll.training.DivergenceError(
+                    "training diverged at step 7 with learning rate lr=10"
+                )
             out = real(*args, **kwargs)
             if len(calls) == call:
                 out.grad[5, 3] = math.inf
@@ -398,15 +402,19 @@ def test_optimize_policy_divergence_after_epoch_0_names_the_epoch(monkeypatch):
 
     calls = failing_at(2, "inf")
     seen = []
-    with pytest.raises(ll.DivergenceError, match=r"not finite at epoch 1 .*lr = 10.*blocks=steps"):
+    with pytest.raises(
+        ll.training.DivergenceError, match=r"not finite at epoch 1 .*lr = 10.*blocks=steps"
+    ):
         ll.optimize_policy(task, T, 10.0, 1e-3, 3, callback=seen.append, progress=False)
     assert [h["epoch"] for h in seen] == [0] and len(calls) == 2
     failing_at(2, "raise")
-    with pytest.raises(ll.DivergenceError, match=r"step 7 .*lr=10 \(at epoch 1 of the policy"):
+    with pytest.raises(
+        ll.training.DivergenceError, match=r"step 7 .*lr=10 \(at epoch 1 of the policy"
+    ):
         ll.optimize_policy(task, T, 10.0, 1e-3, 3, progress=False)
     failing_at(1, "raise")  # epoch 0: the sweep's own message, unchanged
-    with pytest.raises(ll.DivergenceError, match=r"lr=10$"):
+    with pytest.raises(ll.training.DivergenceError, match=r"lr=10$"):
         ll.optimize_policy(task, T, 10.0, 1e-3, 3, progress=False)
     failing_at(1, "inf")
-    with pytest.raises(ll.DivergenceError, match=r"not finite at epoch 0"):
+    with pytest.raises(ll.training.DivergenceError, match=r"not finite at epoch 0"):
         ll.optimize_policy(task, T, 10.0, 1e-3, 3, progress=False)

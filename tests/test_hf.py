@@ -99,7 +99,7 @@ def test_conventional_online_and_searched_training(task):
     conventional = ll.train(task, uniform, lr)
     assert conventional.desired_loss[-1] < conventional.desired_loss[0]
     online = ll.online_policy(task, steps, lr)
-    ll.validate_policy(online.policy, steps=steps, n=N)
+    ll.policies.validate_policy(online.policy, steps=steps, n=N)
     search = ll.optimize_policy(task, steps, lr, 0.05, 2, progress=False)
     j = [h["J"] for h in search.history]
     assert j[-1] < j[0]

@@ -58,7 +58,7 @@ def test_simple_rules_match_a_recomputation(task, mlp, which, rule, params):
     res = ll.online_policy(t_, steps, LR, rule, keep_contributions=True, **params)
     ref = ll.train(t_, res.policy, LR, keep_params=True)
     assert_same_curves(res.run, ref)
-    ll.validate_policy(res.policy, steps=steps, n=t_.n_train)
+    ll.policies.validate_policy(res.policy, steps=steps, n=t_.n_train)
     for t in (0, 1, 7, steps - 1):
         ct = ll.contributions(t_, ref.params_at(t))  # CT at θ_t of the replayed run
         torch.testing.assert_close(res.contributions[t], ct, rtol=1e-9, atol=1e-13)
@@ -224,10 +224,10 @@ def test_bad_inputs(task):
 
 
 def test_divergence_names_step_and_lr(task):
-    with pytest.raises(ll.DivergenceError, match=r"step 1 .*lr=1e\+06"):
+    with pytest.raises(ll.training.DivergenceError, match=r"step 1 .*lr=1e\+06"):
         ll.online_policy(task, 20, 1e6, "relu")
-    with pytest.raises(ll.DivergenceError) as online:
+    with pytest.raises(ll.training.DivergenceError) as online:
         ll.online_policy(task, 20, 1e6, "relu")
-    with pytest.raises(ll.DivergenceError) as plain:
+    with pytest.raises(ll.training.DivergenceError) as plain:
         ll.train(task, ll.uniform_policy(20, task.n_train, dtype=F64), 1e6)
     assert "lr=1e+06" in str(online.value) and "lr=1e+06" in str(plain.value)

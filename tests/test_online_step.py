@@ -173,7 +173,7 @@ def test_line_search_matches_a_hand_run(tasks, which, rule, params, steps):
     assert res.step == "line_search" and res.step_params == {"max_lr": None, "trust": 2.0}
     assert res.lrs.shape == (steps,) and res.lrs.device.type == "cpu"
     assert res.step_model.shape == (steps, 2)
-    ll.validate_policy(res.policy, steps=steps, n=task.n_train)
+    ll.policies.validate_policy(res.policy, steps=steps, n=task.n_train)
     hand = check_run(task, res, LR, power=params.get("power", 1.0))
     # the check can fail: η_t moves away from lr, both by the model and by the trust region
     cases = set(hand["case"])
@@ -401,5 +401,5 @@ def test_divergence_names_the_chosen_steps():
     # no descent direction: η_t = min(lr, bound) = lr, which blows the loss up at step 1; the
     # steps are checked once per block (here all 5 steps), and the message names them
     expected = r"step 1 .*lr=1e\+06.*line_search.*η_0…η_4 ranged over \[1e\+06, 1e\+06\]"
-    with pytest.raises(ll.DivergenceError, match=expected):
+    with pytest.raises(ll.training.DivergenceError, match=expected):
         ll.online_policy(task, 5, 1e6, step="line_search")

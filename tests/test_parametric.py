@@ -115,7 +115,7 @@ def test_feature_map_rows_on_the_simplex_and_uniform_at_zero():
         zero = feature_policy(torch.zeros(2, feats.shape[1], dtype=F64), feats, 5, link=link)
         assert torch.allclose(zero, torch.full((5, n), 1.0 / n, dtype=F64))
         phi = 5 * torch.randn(2, feats.shape[1], dtype=F64)
-        ll.validate_policy(feature_policy(phi, feats, 5, link=link), steps=5, n=n)
+        ll.policies.validate_policy(feature_policy(phi, feats, 5, link=link), steps=5, n=n)
     sparse = feature_policy(
         torch.ones(1, feats.shape[1], dtype=F64) * 3, feats, 5, link="sparsemax"
     )
@@ -185,7 +185,7 @@ def test_feature_fit_lowers_J_and_validation_selects_the_epoch():
     )  # fmt: skip
     assert per_block.phi.shape == (3, len(names)) and per_block.feature_names == names
     assert min(per_block.column("J")[1:]) < per_block.column("J")[0]
-    ll.validate_policy(val.policy, steps=T, n=task.n_train)
+    ll.policies.validate_policy(val.policy, steps=T, n=task.n_train)
 
 
 def test_bad_inputs():
@@ -216,7 +216,7 @@ def test_bad_inputs():
         fit_feature_policy(task, T, LR, optimizer="sgd", progress=False)
     with pytest.raises(ValueError, match="validation"):
         fit_feature_policy(task, T, LR, validation=10, progress=False)
-    with pytest.raises(ll.PolicyError):
+    with pytest.raises(ll.policies.PolicyError):
         fit_block_policy(task, T, LR, 2, 0.1, 1, initial=torch.ones(2, 20, dtype=F64))
     with pytest.raises(ValueError, match="learning rate"):
         fit_block_policy(task, T, LR, 2, -1.0, 1)
@@ -238,5 +238,5 @@ def test_an_overflowing_adjoint_is_reported_as_divergence(monkeypatch):
 
     monkeypatch.setattr(pf, "adjoint_sweep", overflowing)
     task = ll.perceptron_task(dim=4, n_train=12, n_desired=6, n_test=6, dtype=torch.float64)
-    with pytest.raises(ll.DivergenceError, match=r"epoch 0 .*lr = 0\.5"):
-        ll.fit_block_policy(task, 10, 0.5, 2, 1e-2, 3, progress=False)
+    with pytest.raises(ll.training.DivergenceError, match=r"epoch 0 .*lr = 0\.5"):
+        ll.fit.fit_block_policy(task, 10, 0.5, 2, 1e-2, 3, progress=False)

@@ -131,9 +131,9 @@ def test_uniform_policy():
 )
 def test_validation_errors_say_what_and_how(policy, kwargs, message):
     with pytest.raises(PolicyError, match=message):
-        ll.validate_policy(policy, **kwargs)
+        ll.policies.validate_policy(policy, **kwargs)
 
 
 def test_row_sum_message_suggests_the_fix():
     with pytest.raises(PolicyError, match="learnlaw.project_simplex"):
-        ll.validate_policy(torch.tensor([[0.5, 0.43]]))
+        ll.policies.validate_policy(torch.tensor([[0.5, 0.43]]))

@@ -114,11 +114,11 @@ def test_every_run_of_a_search_sees_the_flag():
 
 def test_fits_accept_tf32():
     task = ll.perceptron_task(dim=4, n_train=8, n_desired=4, n_test=4, dtype=torch.float64)
-    a = ll.fit_block_policy(task, 6, 0.1, 2, 0.01, 2, progress=False)
-    b = ll.fit_block_policy(task, 6, 0.1, 2, 0.01, 2, progress=False, tf32=True)
+    a = ll.fit.fit_block_policy(task, 6, 0.1, 2, 0.01, 2, progress=False)
+    b = ll.fit.fit_block_policy(task, 6, 0.1, 2, 0.01, 2, progress=False, tf32=True)
     assert torch.equal(a.policy, b.policy)
-    a = ll.fit_feature_policy(task, 6, 0.1, epochs=2, progress=False)
-    b = ll.fit_feature_policy(task, 6, 0.1, epochs=2, progress=False, tf32=True)
+    a = ll.fit.fit_feature_policy(task, 6, 0.1, epochs=2, progress=False)
+    b = ll.fit.fit_feature_policy(task, 6, 0.1, epochs=2, progress=False, tf32=True)
     assert torch.equal(a.policy, b.policy)
 
 

@@ -18,7 +18,7 @@ from learnlaw.analysis.protocol import (
     summarize,
     uniform_method,
 )
-from learnlaw.core.metrics import empirical_acceleration
+from learnlaw.core.metrics import empirical_acceleration_ratio
 
 T = 30
 
@@ -26,7 +26,7 @@ T = 30
 @pytest.fixture(scope="module")
 def tasks():
     task = ll.perceptron_task(dim=8, n_train=64, n_desired=40, n_test=50, dtype=torch.float64)
-    val = ll.validation_task(task, 10, seed=0)
+    val = ll.fit.validation_task(task, 10, seed=0)
     report = task.with_(desired=val.desired)
     return task, val, report
 
@@ -164,10 +164,10 @@ def test_summarize_mean_and_spread():
 def test_hitting_ratio_is_eq9_for_monotone_and_fair_otherwise():
     ref = np.array([1.0, 0.8, 0.6, 0.5, 0.4])  # monotone: L = 0.4, t_ref = T = 4
     fast = np.array([1.0, 0.5, 0.3, 0.2, 0.1])  # reaches 0.4 at t = 2
-    assert hitting_ratio(ref, fast) == 2.0 == empirical_acceleration(ref, fast)
+    assert hitting_ratio(ref, fast) == 2.0 == empirical_acceleration_ratio(ref, fast)
     assert hitting_ratio(ref, ref) == 1.0
     bumpy = np.array([1.0, 0.6, 0.3, 0.45, 0.4])  # best 0.3 at t = 2, ends above it
-    assert empirical_acceleration(bumpy, bumpy) == 2.0  # Eq. 9 credits the baseline with 2x
+    assert empirical_acceleration_ratio(bumpy, bumpy) == 2.0  # Eq. 9 credits the baseline with 2x
     assert hitting_ratio(bumpy, bumpy) == 1.0
     assert hitting_ratio(bumpy, fast) == 1.0  # fast reaches 0.3 at t = 2 too
     assert hitting_ratio(bumpy, ref) != hitting_ratio(bumpy, ref)  # never reaches 0.3: nan

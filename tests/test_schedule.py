@@ -114,7 +114,7 @@ def test_lr_gradient_is_gamma_dot_policy_gradient_over_eta(name):
     task, steps, lr = CASES[name]()
     pol = random_policy(steps, task.n_train)
     sched = random_schedule(steps, lr)
-    sweep = ll.adjoint_sweep(task, pol, sched, track_test=False)
+    sweep = ll.training.adjoint_sweep(task, pol, sched, track_test=False)
     _, g_pol = ll.policy_gradient(task, pol, sched)
     assert torch.allclose(sweep.grad, g_pol, rtol=1e-13, atol=0)
     lhs, rhs = sched * sweep.lr_grad, (pol * g_pol).sum(1)
@@ -140,7 +140,7 @@ def test_divergence_names_the_step_and_its_lr():
     task, steps, lr = perceptron()
     sched = torch.full((steps,), 0.5, dtype=F64)
     sched[2] = 1e307
-    with pytest.raises(ll.DivergenceError, match=r"step 3 .*lr=1e\+307"):
+    with pytest.raises(ll.training.DivergenceError, match=r"step 3 .*lr=1e\+307"):
         ll.train(task, ll.uniform_policy(steps, task.n_train, dtype=F64), sched)
 
 
@@ -169,18 +169,18 @@ def test_bad_schedules_are_clear_errors():
     "call",
     [
         lambda t, s, sch: ll.online_policy(t, s, sch),
-        lambda t, s, sch: ll.fit_block_policy(t, s, sch, 2, 0.1, 1, progress=False),
-        lambda t, s, sch: ll.fit_feature_policy(t, s, sch, epochs=1, progress=False),
+        lambda t, s, sch: ll.fit.fit_block_policy(t, s, sch, 2, 0.1, 1, progress=False),
+        lambda t, s, sch: ll.fit.fit_feature_policy(t, s, sch, epochs=1, progress=False),
         lambda t, s, sch: ll.optimize_policy(t, s, sch, 0.1, 1, progress=False),
-        lambda t, s, sch: ll.replay_policy(t, ll.uniform_policy(s, t.n_train), sch),
-        lambda t, s, sch: ll.tune_lr(
+        lambda t, s, sch: ll.policies.replay_policy(t, ll.uniform_policy(s, t.n_train), sch),
+        lambda t, s, sch: ll.fit.tune_lr(
             lambda lr: ll.train(t, ll.uniform_policy(s, t.n_train), lr), [sch]
         ),
         lambda t, s, sch: ll.select_lr(
             t, lambda v, lr: ll.train(v, ll.uniform_policy(s, v.n_train), lr), [sch]
         ),
-        lambda t, s, sch: ll.trajectory_features(t, s, sch, 2),
-        lambda t, s, sch: ll.classic_schedule("cosine", s, sch),
+        lambda t, s, sch: ll.policies.trajectory_features(t, s, sch, 2),
+        lambda t, s, sch: ll.policies.classic_schedule("cosine", s, sch),
     ],
     ids=[
         "online_policy",

@@ -69,7 +69,7 @@ def test_rho_gradient_matches_central_differences(name, blocks):
     rho = math.log(lr) + 0.3 * torch.randn(c, generator=gen(2), dtype=F64)
     pol = torch.softmax(0.5 * torch.randn(steps, task.n_train, generator=gen(3), dtype=F64), 1)
     eta = block_schedule(rho, steps)
-    sweep = ll.adjoint_sweep(task, pol, eta)
+    sweep = ll.training.adjoint_sweep(task, pol, eta)
     g = schedule_pullback(sweep.lr_grad, eta, c)
     assert g.shape == (c,)
     # ∂J/∂ρ_c = Σ_{t∈c} λ_t with λ_t = γ_t·∂J/∂γ_t (the Law's multipliers)
@@ -120,7 +120,7 @@ def test_joint_gradient_matches_central_differences_along_random_directions(name
         to_policy = lambda p: feature_policy(p, feats, steps)  # noqa: E731
         pull = lambda p, gg: feature_pullback(p, feats, gg)  # noqa: E731
         h = 1e-5
-    sweep = ll.adjoint_sweep(task, to_policy(phi), block_schedule(rho, steps))
+    sweep = ll.training.adjoint_sweep(task, to_policy(phi), block_schedule(rho, steps))
     g_phi = pull(phi, sweep.grad)
     g_rho = schedule_pullback(sweep.lr_grad, block_schedule(rho, steps), c)
 
@@ -154,7 +154,7 @@ def spy_lrs(monkeypatch):
 def test_fit_schedule_lowers_J_and_chooses_by_validation(monkeypatch):
     task = perceptron()
     seen = spy_lrs(monkeypatch)
-    r = ll.fit_schedule(task, T, LR, 12, blocks=4, validation=3, outer_lr=0.1)
+    r = ll.fit.fit_schedule(task, T, LR, 12, blocks=4, validation=3, outer_lr=0.1)
     js, vals = r.column("J"), r.column("val_auc")
     assert [h["epoch"] for h in r.history] == list(range(13)) and r.stopped is None
     assert js[-1] < 0.5 * js[0]
@@ -175,7 +175,9 @@ def test_fit_schedule_lowers_J_and_chooses_by_validation(monkeypatch):
 def test_fit_schedule_first_update_by_hand(tmp_path):
     task = perceptron()
     init = LR * (0.5 + torch.rand(T, generator=gen(4), dtype=F64))
-    ll.fit_schedule(task, T, LR, 1, blocks=3, initial=init, checkpoint_dir=tmp_path, outer_lr=0.07)
+    ll.fit.fit_schedule(
+        task, T, LR, 1, blocks=3, initial=init, checkpoint_dir=tmp_path, outer_lr=0.07
+    )
     state = load_file(tmp_path / "state.pt", "cpu")
     assert state["epoch"] == 1
     idx = block_index(T, 3)
@@ -190,7 +192,7 @@ def test_fit_schedule_first_update_by_hand(tmp_path):
 def test_max_norm_moves_the_largest_log_step_by_exactly_epsilon(tmp_path, blocks):
     task = perceptron()
     init = LR * (0.5 + torch.rand(T, generator=gen(5), dtype=F64))
-    ll.fit_schedule(task, T, LR, 1, blocks=blocks, initial=init, checkpoint_dir=tmp_path,
+    ll.fit.fit_schedule(task, T, LR, 1, blocks=blocks, initial=init, checkpoint_dir=tmp_path,
                     outer_lr=0.07, lr_norm="max")  # fmt: skip
     c = T if blocks is None else blocks
     idx = block_index(T, c)
@@ -206,7 +208,7 @@ def test_max_norm_moves_the_largest_log_step_by_exactly_epsilon(tmp_path, blocks
 
 def test_sign_moves_every_log_step_by_epsilon(tmp_path):
     task = perceptron()
-    ll.fit_schedule(
+    ll.fit.fit_schedule(
         task, T, LR, 1, blocks=4, checkpoint_dir=tmp_path, outer_lr=0.03, lr_norm="sign"
     )
     rho0 = torch.full((4,), math.log(LR), dtype=F64)
@@ -219,20 +221,20 @@ def test_sign_moves_every_log_step_by_epsilon(tmp_path):
 
 def test_joint_max_norm_first_update_by_hand(tmp_path):
     task = perceptron()
-    ll.fit_joint(task, T, LR, 1, blocks=3, lr_blocks=4, lr_outer_lr=0.05, lr_norm="max",
+    ll.fit.fit_joint(task, T, LR, 1, blocks=3, lr_blocks=4, lr_outer_lr=0.05, lr_norm="max",
                  checkpoint_dir=tmp_path)  # fmt: skip
     rho = load_file(tmp_path / "state.pt", "cpu")["params"]["rho"]
     n = task.n_train
     phi0 = torch.full((3, n), 1 / n, dtype=F64)
     rho0 = torch.full((4,), math.log(LR), dtype=F64)
-    sweep = ll.adjoint_sweep(task, block_policy(phi0, T), block_schedule(rho0, T))
+    sweep = ll.training.adjoint_sweep(task, block_policy(phi0, T), block_schedule(rho0, T))
     g = schedule_pullback(sweep.lr_grad, block_schedule(rho0, T), 4)
     assert torch.allclose(rho, rho0 - 0.05 * g / g.abs().max(), rtol=1e-12, atol=1e-15)
 
 
 def test_fit_schedule_on_the_mlp_lowers_J():
     task = mlp()
-    r = ll.fit_schedule(task, 8, 0.4, 8, outer_lr=0.1, track_test=False)
+    r = ll.fit.fit_schedule(task, 8, 0.4, 8, outer_lr=0.1, track_test=False)
     js = r.column("J")
     assert js[-1] < 0.8 * js[0] and r.best_epoch == 8
     assert all(b < a for a, b in zip(js, js[1:]))
@@ -240,7 +242,7 @@ def test_fit_schedule_on_the_mlp_lowers_J():
 
 def test_too_large_an_outer_step_keeps_the_best_finite_epoch():
     task = mlp()
-    r = ll.fit_schedule(task, 8, 0.4, 10, outer_lr=2.0, track_test=False)
+    r = ll.fit.fit_schedule(task, 8, 0.4, 10, outer_lr=2.0, track_test=False)
     assert r.stopped is not None and "diverged at epoch" in r.stopped
     last = r.history[-1]
     assert math.isnan(last["J"]) and last["stopped"] == r.stopped
@@ -251,10 +253,10 @@ def test_too_large_an_outer_step_keeps_the_best_finite_epoch():
 
 def test_a_diverging_start_raises():
     task = perceptron()
-    with pytest.raises(ll.DivergenceError, match="lr=10000"):  # the uniform baseline at lr
-        ll.fit_schedule(task, T, 1e4, 2, track_test=False)
-    with pytest.raises(ll.DivergenceError, match="lr=10000.*epoch 0 of the schedule"):
-        ll.fit_schedule(task, T, LR, 2, initial=torch.full((T,), 1e4), track_test=False)
+    with pytest.raises(ll.training.DivergenceError, match="lr=10000"):  # the uniform baseline at lr
+        ll.fit.fit_schedule(task, T, 1e4, 2, track_test=False)
+    with pytest.raises(ll.training.DivergenceError, match="lr=10000.*epoch 0 of the schedule"):
+        ll.fit.fit_schedule(task, T, LR, 2, initial=torch.full((T,), 1e4), track_test=False)
 
 
 class Stop(Exception):
@@ -282,26 +284,26 @@ def same(a, b):
 def test_fit_schedule_resumes_exactly(tmp_path, how):
     task = perceptron()
     kw = dict(blocks=4, validation=3, outer_lr=0.1, checkpoint_dir=tmp_path)
-    full = ll.fit_schedule(task, T, LR, 7, **{**kw, "checkpoint_dir": tmp_path / "full"})
+    full = ll.fit.fit_schedule(task, T, LR, 7, **{**kw, "checkpoint_dir": tmp_path / "full"})
     if how == "callback":
         with pytest.raises(Stop):
-            ll.fit_schedule(task, T, LR, 7, callback=interrupt_at(4), **kw)
+            ll.fit.fit_schedule(task, T, LR, 7, callback=interrupt_at(4), **kw)
     else:
-        short = ll.fit_schedule(task, T, LR, 3, **kw)
+        short = ll.fit.fit_schedule(task, T, LR, 3, **kw)
         assert len(short.history) == 4
     assert load_file(tmp_path / "state.pt", "cpu")["epoch"] in (3, 4)
-    same(ll.fit_schedule(task, T, LR, 7, resume=True, **kw), full)
+    same(ll.fit.fit_schedule(task, T, LR, 7, resume=True, **kw), full)
 
 
 def test_resume_refuses_another_fit(tmp_path):
     task = perceptron()
-    ll.fit_schedule(task, T, LR, 2, blocks=4, checkpoint_dir=tmp_path)
+    ll.fit.fit_schedule(task, T, LR, 2, blocks=4, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="different fit.*lr_outer_lr"):
-        ll.fit_schedule(
+        ll.fit.fit_schedule(
             task, T, LR, 3, blocks=4, outer_lr=0.2, checkpoint_dir=tmp_path, resume=True
         )
     with pytest.raises(ValueError, match="epochs ≥ 2"):
-        ll.fit_schedule(task, T, LR, 1, blocks=4, checkpoint_dir=tmp_path, resume=True)
+        ll.fit.fit_schedule(task, T, LR, 1, blocks=4, checkpoint_dir=tmp_path, resume=True)
 
 
 # ---- fit_joint ----------------------------------------------------------------------------------
@@ -310,11 +312,13 @@ def test_resume_refuses_another_fit(tmp_path):
 def test_fit_joint_first_update_by_hand(tmp_path):
     task = perceptron()
     n = task.n_train
-    ll.fit_joint(task, T, LR, 1, blocks=3, lr_blocks=2, lr_outer_lr=0.05, checkpoint_dir=tmp_path)
+    ll.fit.fit_joint(
+        task, T, LR, 1, blocks=3, lr_blocks=2, lr_outer_lr=0.05, checkpoint_dir=tmp_path
+    )
     p = load_file(tmp_path / "state.pt", "cpu")["params"]
     phi0 = torch.full((3, n), 1 / n, dtype=F64)
     rho0 = torch.full((2,), math.log(LR), dtype=F64)
-    sweep = ll.adjoint_sweep(task, block_policy(phi0, T), block_schedule(rho0, T))
+    sweep = ll.training.adjoint_sweep(task, block_policy(phi0, T), block_schedule(rho0, T))
     g_phi = block_pullback(sweep.grad, 3)
     g_rho = schedule_pullback(sweep.lr_grad, block_schedule(rho0, T), 2)
     assert torch.allclose(p["phi"], project_simplex(phi0 - 0.1 / n * rms_normalize(g_phi)), rtol=1e-12, atol=1e-15)  # fmt: skip
@@ -324,7 +328,7 @@ def test_fit_joint_first_update_by_hand(tmp_path):
 @pytest.mark.parametrize("family", ["block", "full", "feature"])
 def test_fit_joint_lowers_J(family):
     task = perceptron()
-    r = ll.fit_joint(task, T, LR, 8, family=family, blocks=3, lr_blocks=4, track_test=False)
+    r = ll.fit.fit_joint(task, T, LR, 8, family=family, blocks=3, lr_blocks=4, track_test=False)
     js = r.column("J")
     assert js[-1] < 0.5 * js[0] and r.stopped is None
     assert r.policy.shape == (T, task.n_train) and torch.equal(r.lr, block_schedule(r.rho, T))
@@ -338,8 +342,8 @@ def test_frozen_schedule_is_fit_block_policy():
     fit_block_policy(outer_step="normalized") up to the schedule path's rounding."""
     task = perceptron()
     eps = 0.3 / task.n_train
-    a = ll.fit_joint(task, T, LR, 6, blocks=3, outer_lr=eps, lr_outer_lr=1e-13, validation=3)
-    b = ll.fit_block_policy(
+    a = ll.fit.fit_joint(task, T, LR, 6, blocks=3, outer_lr=eps, lr_outer_lr=1e-13, validation=3)
+    b = ll.fit.fit_block_policy(
         task, T, LR, 3, eps, 6, validation=3, outer_step="normalized", progress=False
     )
     for key in ("J", "val_auc", "test_auc"):
@@ -353,12 +357,12 @@ def test_frozen_schedule_is_fit_block_policy():
 def test_fit_joint_feature_with_adam_resumes_exactly(tmp_path):
     task = perceptron()
     kw = dict(family="feature", blocks=2, lr_blocks=3, validation=3, checkpoint_dir=tmp_path)
-    full = ll.fit_joint(task, T, LR, 6, **{**kw, "checkpoint_dir": tmp_path / "full"})
+    full = ll.fit.fit_joint(task, T, LR, 6, **{**kw, "checkpoint_dir": tmp_path / "full"})
     with pytest.raises(Stop):
-        ll.fit_joint(task, T, LR, 6, callback=interrupt_at(3), **kw)
+        ll.fit.fit_joint(task, T, LR, 6, callback=interrupt_at(3), **kw)
     state = load_file(tmp_path / "state.pt", "cpu")
     assert state["epoch"] == 3 and float(state["opt_state"]["v"].abs().sum()) > 0
-    same(ll.fit_joint(task, T, LR, 6, resume=True, **kw), full)
+    same(ll.fit.fit_joint(task, T, LR, 6, resume=True, **kw), full)
 
 
 # ---- the KKT conditions of the step sizes -------------------------------------------------------
@@ -371,11 +375,11 @@ def test_schedule_kkt_residual_is_its_formula():
     _, dj_deta = ll.schedule_gradient(task, pol, eta)
     grad = ll.policy_gradient(task, pol, eta)[1]
     scale = float((pol * grad.abs()).sum())
-    r = ll.schedule_kkt_residual(task, pol, eta)
+    r = ll.theory.schedule_kkt_residual(task, pol, eta)
     assert r == pytest.approx(float((eta * dj_deta).abs().sum()) / scale, rel=1e-12)
     idx = block_index(T, 3)
     sums = torch.zeros(3, dtype=F64).index_add_(0, idx, eta * dj_deta)
-    r3 = ll.schedule_kkt_residual(task, pol, eta, blocks=3)
+    r3 = ll.theory.schedule_kkt_residual(task, pol, eta, blocks=3)
     assert r3 == pytest.approx(float(sums.abs().sum()) / scale, rel=1e-12)
     assert 0 <= r3 <= r <= 1
 
@@ -384,9 +388,9 @@ def test_schedule_kkt_residual_is_its_formula():
 def test_schedule_kkt_residual_falls_as_fit_schedule_converges(blocks):
     task = perceptron()
     u = uniform(task, T)
-    first = ll.schedule_kkt_residual(task, u, LR, blocks=blocks)
-    r = ll.fit_schedule(task, T, LR, 40, blocks=blocks, outer_lr=0.1, track_test=False)
-    last = ll.schedule_kkt_residual(task, u, r.lr, blocks=blocks)
+    first = ll.theory.schedule_kkt_residual(task, u, LR, blocks=blocks)
+    r = ll.fit.fit_schedule(task, T, LR, 40, blocks=blocks, outer_lr=0.1, track_test=False)
+    last = ll.theory.schedule_kkt_residual(task, u, r.lr, blocks=blocks)
     assert last < first / 10, (first, last)
 
 
@@ -403,7 +407,7 @@ def test_total_free_gradient_matches_central_differences():
     steps = 6
     beta = LR / task.n_train * (0.5 + torch.rand(steps, task.n_train, generator=gen(9), dtype=F64))
     beta[2] = 0.0  # a row without weight: swept at η_t = √tiny
-    j, d = ll.total_free_gradient(task, beta)
+    j, d = ll.theory.total_free_gradient(task, beta)
     # the same J as training with θ_{t+1} = θ_t − Σ_n β_{t,n} ∇l_n: γ = β/s, η = s
     s = beta.sum(1)
     gam = torch.where(s[:, None] > 0, beta / s.clamp_min(1e-300)[:, None], 1 / task.n_train)
@@ -413,7 +417,7 @@ def test_total_free_gradient_matches_central_differences():
         dirn[2] = dirn[2].abs()  # keep the empty row's weights ≥ 0
 
         def j_at(b):
-            return ll.total_free_gradient(task, b)[0]
+            return ll.theory.total_free_gradient(task, b)[0]
 
         h, on = 1e-6, beta > 0
         # inside the support a central difference; at β = 0 (the empty row) a forward one
@@ -427,12 +431,12 @@ def test_total_free_gradient_matches_central_differences():
 def test_total_free_residual_falls_under_projected_gradient():
     task = flipped()
     beta = torch.full((6, task.n_train), LR / task.n_train, dtype=F64)
-    first = ll.total_free_residual(task, beta)
+    first = ll.theory.total_free_residual(task, beta)
     assert first.relative == pytest.approx(1.0) and first.violation == 0.0
     for _ in range(40):
-        _, d = ll.total_free_gradient(task, beta)
+        _, d = ll.theory.total_free_gradient(task, beta)
         beta = (beta - 0.01 * d).clamp_min(0)
-    last = ll.total_free_residual(task, beta)
+    last = ll.theory.total_free_residual(task, beta)
     assert last.residual < first.residual / 5, (first, last)
     assert last.J < first.J and last.J > 6 * math.log(2)
     assert bool((beta == 0).any())  # the search switched examples off, as the Law does
@@ -445,27 +449,27 @@ def test_bad_inputs_are_named():
     task = perceptron()
     for lr in (0.0, -1.0):
         with pytest.raises(ValueError, match="lr must be a positive"):
-            ll.fit_schedule(task, T, lr, 1)
+            ll.fit.fit_schedule(task, T, lr, 1)
     with pytest.raises(ValueError, match=r"blocks must be an int in \[1, 12\]"):
-        ll.fit_schedule(task, T, LR, 1, blocks=13)
+        ll.fit.fit_schedule(task, T, LR, 1, blocks=13)
     with pytest.raises(ValueError, match=r"lr_blocks must be an int in \[1, 12\]"):
-        ll.fit_joint(task, T, LR, 1, lr_blocks=0)
+        ll.fit.fit_joint(task, T, LR, 1, lr_blocks=0)
     with pytest.raises(ValueError, match=r"blocks must be an int in \[1, 12\]"):
-        ll.fit_joint(task, T, LR, 1, blocks=20)
+        ll.fit.fit_joint(task, T, LR, 1, blocks=20)
     with pytest.raises(ValueError, match="unknown family 'diag'"):
-        ll.fit_joint(task, T, LR, 1, family="diag")
+        ll.fit.fit_joint(task, T, LR, 1, family="diag")
     with pytest.raises(ValueError, match="initial must be a .T,. schedule with T = 12"):
-        ll.fit_schedule(task, T, LR, 1, blocks=3, initial=torch.ones(5))
+        ll.fit.fit_schedule(task, T, LR, 1, blocks=3, initial=torch.ones(5))
     with pytest.raises(ValueError, match=r"initial\[1\] = -1.0"):
-        ll.fit_schedule(task, T, LR, 1, blocks=3, initial=torch.tensor([1.0, -1.0, 1.0]))
+        ll.fit.fit_schedule(task, T, LR, 1, blocks=3, initial=torch.tensor([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
-        ll.fit_schedule(task, T, LR, 1, resume=True)
-    for fit in (ll.fit_schedule, ll.fit_joint):
+        ll.fit.fit_schedule(task, T, LR, 1, resume=True)
+    for fit in (ll.fit.fit_schedule, ll.fit.fit_joint):
         with pytest.raises(
             ValueError, match=r"lr_norm must be one of \('rms', 'max', 'sign'\).*got 'l2'"
         ):
             fit(task, T, LR, 1, lr_norm="l2")
     with pytest.raises(ValueError, match="non-negative and finite"):
-        ll.total_free_gradient(task, -torch.ones(T, task.n_train, dtype=F64))
+        ll.theory.total_free_gradient(task, -torch.ones(T, task.n_train, dtype=F64))
     with pytest.raises(ValueError, match="N = 20 columns"):
-        ll.total_free_residual(task, torch.ones(T, 3, dtype=F64))
+        ll.theory.total_free_residual(task, torch.ones(T, 3, dtype=F64))

@@ -88,7 +88,7 @@ def test_warmup_steps_round_half_to_even():
 
 
 def test_schedule_device_and_export():
-    assert ll.classic_schedule is classic_schedule
+    assert ll.policies.classic_schedule is classic_schedule
     eta = classic_schedule("cosine", 5, 0.1, device="meta", dtype=torch.float32)
     assert eta.device.type == "meta" and eta.shape == (5,) and eta.dtype == torch.float32
 

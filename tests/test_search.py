@@ -22,7 +22,7 @@ def test_search_lowers_J_and_keeps_the_policy_feasible(task):
     assert J[-1] < J[0]
     assert J[0] == pytest.approx(res.baseline.auc("desired"))
     assert J[-1] == pytest.approx(res.final.auc("desired"))
-    ll.validate_policy(res.policy, steps=30, n=40)
+    ll.policies.validate_policy(res.policy, steps=30, n=40)
     assert sorted(res.kept) == [0, 3, 6]
     torch.testing.assert_close(res.kept[0], ll.uniform_policy(30, 40, dtype=F64))
     torch.testing.assert_close(res.kept[6], res.policy)

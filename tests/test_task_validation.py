@@ -111,7 +111,7 @@ def test_params0_must_cover_every_parameter_of_the_model():
 
 
 def test_the_divergence_message_is_whole_and_names_the_fix():
-    from learnlaw import DivergenceError, check_divergence
+    from learnlaw.training import DivergenceError, check_divergence
 
     with pytest.raises(DivergenceError) as err:
         check_divergence(500.0, step=3, lr=2.0, initial=1.0, factor=100.0)
@@ -121,8 +121,9 @@ def test_the_divergence_message_is_whole_and_names_the_fix():
 
 
 def test_one_n_holdout_contract_for_holdout_split_and_validation_task():
-    from learnlaw import LearnlawError, perceptron_task, validation_task
+    from learnlaw import LearnlawError, perceptron_task
     from learnlaw.core.task import holdout_split
+    from learnlaw.fit import validation_task
 
     task = perceptron_task(dim=4, n_train=16, n_desired=8, n_test=4)
     assert validation_task(task).n_desired == 6  # default max(2, K // 4) = 2 held out

@@ -82,7 +82,7 @@ def test_kkt_report_bad_inputs(kwargs):
     args = dict(policy=ll.uniform_policy(3, 4, dtype=F64), grad=torch.zeros(3, 4, dtype=F64))
     with pytest.raises(ValueError):
         kkt_report(**(args | kwargs))
-    with pytest.raises(ll.PolicyError):
+    with pytest.raises(ll.policies.PolicyError):
         kkt_report(torch.ones(3, 4, dtype=F64), torch.zeros(3, 4, dtype=F64))
 
 
@@ -151,5 +151,5 @@ def test_future_contributions_are_exact_for_a_linear_loss():
     policy = torch.softmax(torch.randn(5, 6, generator=g, dtype=F64), 1)
     _, grad = ll.policy_gradient(task, policy, 0.3)
     run = ll.train(task, policy, 0.3, keep_params=True)
-    ct = ll.contribution_trajectory(task, run.trajectory)
+    ct = ll.law.contribution_trajectory(task, run.trajectory)
     torch.testing.assert_close(future_contributions(ct, 0.3), grad, rtol=1e-12, atol=1e-14)

@@ -115,7 +115,7 @@ def test_every_kind_of_method_result(lsq):
     assert from_policy.table[0]["score"] == from_run.table[0]["score"]
     online = select_lr(task, lambda t, lr: ll.online_policy(t, steps, lr, "relu"), grid)
     assert online.lr in grid and online.score == min(online.scores().values())
-    assert isinstance(online.result, ll.OnlineResult)
+    assert isinstance(online.result, ll.policies.OnlineResult)
     assert run_of(online.result) is online.result.run
     assert run_of(policy, val, 0.3).steps == steps
 
@@ -132,7 +132,7 @@ def test_bad_inputs(lsq):
         tune_lr(fn, [0.1], criterion="median")
     with pytest.raises(ValueError, match="split"):
         tune_lr(fn, [0.1], split="train")
-    with pytest.raises(ll.DivergenceError, match="every η of the grid"):
+    with pytest.raises(ll.training.DivergenceError, match="every η of the grid"):
         tune_lr(fn, [1e5, 1e6])
     with pytest.raises(TypeError, match="policy tensor"):
         tune_lr(lambda lr: ll.uniform_policy(2, lsq.n_train, dtype=F64), [0.1])

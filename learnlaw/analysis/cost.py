@@ -17,7 +17,7 @@ nothing is computed, nothing is allocated), so the paper's sizes can be costed o
   no tokenizer; :func:`synthetic_transformer_task` is the same on any device (random ids).
 * :func:`task_costs` / :func:`transformer_costs` — one training step, one loss evaluation, one
   reverse step per kernel counted on meta, multiplied up to a plain run and a policy epoch by
-  the exact step counts of :func:`learnlaw.train` and :func:`learnlaw.core.adjoint.adjoint_sweep`.
+  the exact step counts of :func:`learnlaw.train` and :func:`learnlaw.training.adjoint_sweep`.
 * :func:`project_seconds` — FLOPs into seconds at a peak rate times a sustained fraction. The
   rates (:data:`GPU_FP32_PEAK_TFLOPS`, :data:`GPU_TF32_PEAK_TFLOPS`) and the fraction
   (:data:`DEFAULT_SUSTAINED_FRACTION`) are assumptions from datasheets, not measurements; the
@@ -200,9 +200,9 @@ def synthetic_transformer_task(
 ) -> Task:
     """The Transformer task of :func:`learnlaw.transformer_task` with made-up token ids.
 
-    Same model (:class:`~learnlaw.tasks.transformer.Transformer`, PyTorch's default
+    Same model (:class:`~learnlaw.tasks.Transformer`, PyTorch's default
     initialisation under ``torch.manual_seed(seed)``), same loss
-    (:func:`~learnlaw.tasks.transformer.sequence_loss` with ``pad_id = 0``) and the same split
+    (:func:`~learnlaw.tasks.sequence_loss` with ``pad_id = 0``) and the same split
     shapes ``(n, max_len)``, but the ids are drawn uniformly from ``1 … vocab_size − 1`` (no
     padding), without tokenising any story. Costs depend only on the shapes; on the meta device
     the ids and parameters have no values at all.
@@ -215,12 +215,12 @@ def synthetic_transformer_task(
         chunk_size: examples per chunk of full-batch sums (``None``: one chunk).
         device: ``"meta"`` (default) or a real device.
         dtype: of the parameters.
-        kernels: the task's step kernels (see :class:`~learnlaw.core.task.Task`).
+        kernels: the task's step kernels (see :class:`~learnlaw.Task`).
         seed: seeds θ₀ and the ids.
-        attn_scale: see :class:`~learnlaw.tasks.transformer.TransformerConfig`.
+        attn_scale: see :class:`~learnlaw.tasks.TransformerConfig`.
 
     Returns:
-        A :class:`~learnlaw.core.task.Task` named ``"transformer"``.
+        A :class:`~learnlaw.Task` named ``"transformer"``.
     """
     config = TransformerConfig(
         vocab_size=vocab_size,
@@ -293,7 +293,7 @@ def epoch_step_counts(
     """How many of each kernel call one policy epoch makes (read off ``adjoint_sweep``).
 
     One epoch of :func:`learnlaw.optimize_policy` is one
-    :func:`~learnlaw.core.adjoint.adjoint_sweep` (``track_test=True``;
+    :func:`~learnlaw.training.adjoint_sweep` (``track_test=True``;
     :func:`~learnlaw.policy_gradient` passes ``False``):
 
     * forward run: ``T`` training steps, ``T + 1`` desired losses (and ``T + 1`` test losses);

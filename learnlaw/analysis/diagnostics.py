@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from learnlaw.core import checks
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.law import (
     contribution_trajectory,
@@ -94,8 +95,11 @@ def law_diagnostics(
         head: keep CT for the first ``head`` steps (Fig. 10 plots t ≤ 50).
         grid: number of points of the CDF grid.
     """
-    if split not in ("desired", "test"):
-        raise ValueError(f"split must be 'desired' or 'test', got {split!r}")
+    checks.check_choice(split, "split", ("desired", "test"))
+    checks.check_number(loss_threshold, "loss_threshold", minimum=0.0)
+    checks.check_int(before, "before", minimum=1, allow_none=True)
+    checks.check_int(head, "head", minimum=1)
+    checks.check_int(grid, "grid", minimum=2)
     validate_policy(policy, n=task.n_train)
     run = train(task, policy, lr, keep_params=True)
     thetas = run.trajectory[:-1]  # θ_0 … θ_{T-1}, paired with γ_0 … γ_{T-1}
@@ -155,6 +159,7 @@ def kind_weight_shares(
         policy: γ, ``(T, N)``.
         kinds: ``{name: (N,) bool mask}`` (e.g. ``task.kinds``); empty kinds are skipped.
     """
+    checks.check_bool(relative, "relative")
     w = torch.as_tensor(policy)
     if w.ndim != 2:
         raise ValueError(f"policy must have shape (T, N), got {tuple(w.shape)}")

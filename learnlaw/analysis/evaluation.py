@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from learnlaw.core.metrics import empirical_acceleration
+from learnlaw.core.metrics import empirical_acceleration_ratio
 from learnlaw.core.task import Task, holdout_split
 from learnlaw.core.training import Run, train
 
@@ -46,8 +46,8 @@ def evaluate_policy(task: Task, policy: Tensor, lr: float, baseline: Run | None 
         test_auc=run.auc("test"),
         cr_desired=run.compression_ratio("desired"),
         cr_test=run.compression_ratio("test"),
-        ar_desired=empirical_acceleration(baseline.desired_loss, run.desired_loss),
-        ar_test=empirical_acceleration(baseline.test_loss, run.test_loss),
+        ar_desired=empirical_acceleration_ratio(baseline.desired_loss, run.desired_loss),
+        ar_test=empirical_acceleration_ratio(baseline.test_loss, run.test_loss),
         final_desired=float(run.desired_loss[-1]),
         final_test=float(run.test_loss[-1]),
         zero_fraction=float((policy == 0).sum()) / policy.numel(),

@@ -4,7 +4,7 @@ A case's file holds, per report seed, every method's validation-selected trial i
 (a) at the paper's η, (b) at the method's own tuned η (and schedule) — with its held-out
 compression ratio (CR), final loss and time-to-target against the tuned uniform learner, and,
 over seeds, paired ratios with 95% Student-t intervals on the log scale
-(:func:`learnlaw.analysis.paired.paired_ratio`). This module only reads and formats: nothing
+(:func:`learnlaw.compare.paired_ratio`). This module only reads and formats: nothing
 here trains.
 """
 
@@ -53,8 +53,8 @@ def paired_entry(data: dict, regime: str, method: str, versus: str = "uniform") 
 def paired_between(data: dict, method: str, baseline: str, regime: str = "b") -> dict:
     """``method`` against another method of the file (not only the tuned learners), paired over
     the seeds where both have a finite row: ``{"seeds", "cr_ratio", "final_ratio", "beats"}``,
-    the ratios :class:`~learnlaw.analysis.paired.PairedRatio` of method ÷ baseline on the held-out
-    CR and final loss, ``beats`` by :func:`~learnlaw.analysis.paired.beats`.
+    the ratios :class:`~learnlaw.compare.PairedRatio` of method ÷ baseline on the held-out
+    CR and final loss, ``beats`` by :func:`~learnlaw.compare.beats`.
 
     Raises:
         ValueError: fewer than two common seeds (no interval).

@@ -1,4 +1,4 @@
-"""Regularisers of a policy for :func:`learnlaw.core.optimize.optimize_policy`'s ``penalty=`` hook.
+"""Regularisers of a policy for :func:`learnlaw.optimize_policy`'s ``penalty=`` hook.
 
 * :func:`smoothness_penalty`: γ should change slowly over t;
 * :func:`entropy_penalty`: γ_t should stay spread over many examples.

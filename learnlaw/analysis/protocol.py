@@ -4,7 +4,7 @@ Every method (uniform training, a baseline that changes the training set, an onl
 rule, a parameterised or fully searched policy) is a callable ``method(val_task, lr, **params)``
 run on a *validation task*: its desired split is the fit part of the desired set (what the
 method may look at: contributions, policy search) and its test split the held-out validation
-part (:func:`learnlaw.policies.tuning.validation_task`). The real test split is never passed to
+part (:func:`learnlaw.fit.validation_task`). The real test split is never passed to
 a method. For every point of a grid of hyperparameters × learning rates the protocol
 
 1. runs the method and scores it by the validation AUC Σ_{t=1}^T L_val(θ_t) (+∞ if it diverged),
@@ -33,9 +33,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core.metrics import auc, compression_ratio, reach_step
+from learnlaw.core.policy import uniform_policy
 from learnlaw.core.task import Task
 from learnlaw.core.training import DivergenceError, Run, train
-from learnlaw.policies.baselines import uniform_baseline
 
 __all__ = [
     "Candidate",
@@ -125,7 +125,7 @@ def hitting_ratio(reference, curve) -> float:
     made fair to a reference whose loss does not fall monotonically.
 
     t_x = min{t : x[t] ≤ L}. For a reference whose loss never rises (the paper's case) L is its
-    final loss, t_ref = T, and this is :func:`~learnlaw.core.metrics.empirical_acceleration`. A
+    final loss, t_ref = T, and this is :func:`~learnlaw.scaling.empirical_acceleration_ratio`. A
     large step size makes the loss oscillate; its final value can then sit above losses it
     reached long before, and Eq. 9 against that final value rewards the oscillation (the
     reference compared with itself gives T / t_ref > 1). Against the reference's best loss the
@@ -313,7 +313,7 @@ def summarize(
 
 def uniform_method(task: Task, lr: float, steps: int) -> Candidate:
     """Conventional learning as a method: the uniform policy γ_{t,n} = 1/N, trained on ``task``."""
-    policy = uniform_baseline(task, steps)
+    policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
     return Candidate(policy, run=train(task, policy, lr))
 
 

@@ -19,16 +19,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from learnlaw.core import checks
-from learnlaw.core.metrics import empirical_acceleration_ratio
 from learnlaw.core.metrics import finite_vector as _vector
 
 __all__ = [
     "ScalingFit",
     "fit_scaling_law",
     "fit_scaling_laws",
-    "acceleration_ratio",
     "acceleration_ratio_closed_form",
-    "empirical_acceleration_ratio",
 ]
 
 MIN_POINTS = 5  # points t > t₀ a fit needs (3 parameters + 2 degrees of freedom)
@@ -463,22 +460,3 @@ def acceleration_ratio_closed_form(fit_ref: ScalingFit, fit_new: ScalingFit, T):
     r = fit_ref.beta / fit_new.beta
     ar = np.exp((1 - r) * np.log(Ts) + r * math.log(fit_ref.B) - math.log(fit_new.B))
     return float(ar) if ar.ndim == 0 else ar
-
-
-def acceleration_ratio(reference, new, T=None):
-    """The acceleration ratio of Eq. 9, from two loss curves or from two scaling-law fits.
-
-    * Two curves ``(T_max+1,)``: :func:`empirical_acceleration_ratio` (T defaults to T_max).
-    * Two :class:`ScalingFit` with a shared L₀: :func:`acceleration_ratio_closed_form` (T needed).
-
-    ``reference`` is the baseline (conventional) policy, ``new`` the faster one; AR > 1 means
-    ``new`` is faster.
-    """
-    fits = isinstance(reference, ScalingFit), isinstance(new, ScalingFit)
-    if all(fits):
-        if T is None:
-            raise ValueError("the closed form needs T, e.g. acceleration_ratio(f1, f2, T=4000)")
-        return acceleration_ratio_closed_form(reference, new, T)
-    if any(fits):
-        raise TypeError("pass two loss curves or two ScalingFit objects, not one of each")
-    return empirical_acceleration_ratio(reference, new, T)

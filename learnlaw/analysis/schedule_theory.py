@@ -3,11 +3,11 @@ free total weight.
 
 **The step size.** Training is θ_{t+1} = θ_t − η_t Σ_n γ_{t,n} ∇l_n(θ_t) with rows γ_t on the
 simplex and J = Σ_{t=1}^T L_dsr(θ_t). With the adjoint a_{t+1} = dJ/dθ_{t+1} and
-g = ∂J/∂γ = −η_t ∇l_n(θ_t)·a_{t+1} ``(T, N)`` (:func:`~learnlaw.core.adjoint.adjoint_sweep`),
+g = ∂J/∂γ = −η_t ∇l_n(θ_t)·a_{t+1} ``(T, N)`` (:func:`~learnlaw.training.adjoint_sweep`),
 
     η_t ∂J/∂η_t = −η_t Σ_n γ_{t,n} ∇l_n(θ_t)·a_{t+1} = Σ_n γ_{t,n} g_{t,n} = λ_t,
 
-the Learning Law's multiplier (:func:`~learnlaw.analysis.theory.kkt_report`). An interior
+the Learning Law's multiplier (:func:`~learnlaw.theory.kkt_report`). An interior
 optimum over η_t (η_t > 0 is open, so every optimum is interior) has ∂J/∂η_t = 0, i.e. λ_t = 0:
 the weighted gradient is orthogonal to the adjoint. With log-steps ρ_c shared over blocks of
 steps (:mod:`learnlaw.policies.schedule_fit`) the condition is Σ_{t∈c} λ_t = 0 per block.

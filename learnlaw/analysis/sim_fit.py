@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from learnlaw.core import checks
+
 __all__ = ["SimFit", "fit_sim_cr"]
 
 
@@ -51,6 +53,8 @@ def fit_sim_cr(cr, sim_values, *, b_max: float | None = None) -> SimFit:
         A :class:`SimFit`; call it on CR values to evaluate the fitted curve.
     """
     from scipy.optimize import minimize_scalar
+
+    checks.check_number(b_max, "b_max", minimum=0.0, strict=True, allow_none=True)
 
     x = np.asarray(cr, dtype=float).ravel()
     y = np.asarray(sim_values, dtype=float).ravel()

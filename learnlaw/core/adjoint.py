@@ -79,6 +79,7 @@ class Sweep:
 
 def resolve_checkpointing(checkpoint_every: int | str | None, steps: int) -> int:
     """k from the user's setting: ``None`` → 1 (store every θ_t), ``"auto"`` → ⌈√T⌉."""
+    checks.check_steps(steps)
     if checkpoint_every is None:
         return 1
     if checkpoint_every == "auto":
@@ -110,21 +111,21 @@ def adjoint_sweep(
     and per reverse step. ``policy`` may be the full ``(T, N)`` policy — then ``grad`` is the
     full ``(T, N)`` gradient, assembled by one all-gather — or this rank's ``(T, N_r)``
     columns — then ``grad`` is this rank's ``(T, N_r)`` block (what
-    :func:`~learnlaw.core.optimize.optimize_policy` uses, no gather). The memory of the
+    :func:`~learnlaw.optimize_policy` uses, no gather). The memory of the
     trajectory is per rank (θ is replicated); the policy and gradient blocks are T·N_r.
 
     Args:
         task: the task.
         policy: γ, shape ``(T, N)``.
         lr: η of the inner gradient descent, or a ``(T,)`` schedule η_t (see
-            :func:`~learnlaw.core.training.train`).
+            :func:`~learnlaw.train`).
         checkpoint_every: ``None`` (store θ_0…θ_T), ``"auto"`` (k = ⌈√T⌉) or an int k.
         track_test: also record the test-loss curve in the forward sweep.
         progress: show a tqdm bar over the 2T (or 3T) steps.
         divergence_factor: the divergence criterion of the forward sweep (see
-            :data:`learnlaw.core.training.DIVERGENCE_FACTOR`).
+            :data:`learnlaw.training.DIVERGENCE_FACTOR`).
         tf32: run the float32 matmuls of both sweeps (Hessian-vector products included) in
-            TF32 on an NVIDIA Ampere+ GPU (:func:`~learnlaw.core.precision.matmul_precision`):
+            TF32 on an NVIDIA Ampere+ GPU (:func:`~learnlaw.profile.matmul_precision`):
             faster, with a relative rounding of 2⁻¹¹ per matmul input; no effect on the CPU or
             in float64. ``False`` (default) forces exact float32 for the call.
 

@@ -173,6 +173,10 @@ def check_bool(value: Any, name: str) -> bool:
     return value
 
 
+KERNEL_NAMES = ("auto", "autodiff", "autodiff_rr", "logistic")
+"""What ``Task(kernels=...)`` may name (:mod:`learnlaw.core.kernels` implements all but ``"auto"``)."""
+
+
 def check_choice(value: Any, name: str, choices: Sequence[Any]) -> Any:
     """``value`` if it is one of ``choices`` (compared with ``==`` on non-tensors only)."""
     if not any(type(value) is type(c) for c in choices):
@@ -258,7 +262,7 @@ def check_schedule(lr: Any, steps: int, name: str = "lr") -> float | torch.Tenso
         i = int(bad.nonzero()[0])
         raise ArgumentValueError(
             f"{name}[{i}] = {float(sched[i])!r}: every step of a schedule must be a positive "
-            "finite number (e.g. learnlaw.classic_schedule decays to a small positive step, "
+            "finite number (e.g. learnlaw.policies.classic_schedule decays to a small positive step, "
             "never to 0)"
         )
     return sched

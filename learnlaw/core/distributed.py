@@ -238,11 +238,11 @@ def project_simplex_sharded(v: Tensor, shard: Shard | None, *, max_iter: int | N
 
     Each rank passes its ``(T, N_r)`` block and gets its block of the projection
     max(v − τ, 0). The row thresholds τ come from the same Newton (Michelot) iteration as
-    :func:`learnlaw.core.policy.project_simplex`, with the two row sums it needs (the excess
+    :func:`learnlaw.project_simplex`, with the two row sums it needs (the excess
     Σ max(v − τ, 0) − 1 and the active count) all-reduced: 2T floats per round, no row ever
     gathered. τ only increases and the active sets only shrink, so the iteration ends exactly
     after at most N rounds (a handful in practice). Without a group it is
-    :func:`~learnlaw.core.policy.project_simplex`.
+    :func:`~learnlaw.project_simplex`.
     """
     from learnlaw.core.policy import project_simplex
 

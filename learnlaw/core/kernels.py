@@ -322,7 +322,7 @@ def resolve_kernels(name: str, device: torch.device | str) -> str:
 
     ``"auto"`` means ``"autodiff_rr"`` (the double-backward reverse step) on every device, for
     every task whose ``kernels`` is ``"auto"``; a task built with a closed-form kernel (the
-    perceptron's ``"logistic"``, the default of :func:`~learnlaw.tasks.perceptron.perceptron_task`)
+    perceptron's ``"logistic"``, the default of :func:`~learnlaw.perceptron_task`)
     names it explicitly and keeps it. Other names are returned unchanged (``device`` is then
     not used).
 

@@ -17,7 +17,6 @@ __all__ = [
     "auc",
     "compression_ratio",
     "reach_step",
-    "empirical_acceleration",
     "empirical_acceleration_ratio",
 ]
 
@@ -64,16 +63,6 @@ def reach_step(curve, level: float) -> int | None:
     c = _curve(curve)
     hit = (c <= level).nonzero()
     return int(hit[0]) if len(hit) else None
-
-
-def empirical_acceleration(reference, curve) -> float:
-    """AR = T / min{t : curve[t] ≤ reference[T]} (paper Eq. 9, left-hand form) at the final T.
-
-    How many times fewer steps ``curve`` needs to reach the final loss of ``reference``; ``nan``
-    when it never gets there. A shorthand for
-    :func:`empirical_acceleration_ratio` (which also takes other T).
-    """
-    return empirical_acceleration_ratio(reference, curve)
 
 
 def finite_vector(name: str, x) -> np.ndarray:

@@ -3,8 +3,8 @@
     γ_t ← Proj_Δ[γ_t − ε_e ∂J/∂γ_t],   t = t_u, …, T−1,
 
 starting from the uniform policy, where ∂J/∂γ comes from the adjoint sweep
-(:func:`learnlaw.core.adjoint.adjoint_sweep`) and Proj_Δ is the Euclidean projection onto the simplex
-(:func:`learnlaw.core.policy.project_simplex`). ε_e is constant or decays linearly to 0 over the
+(:func:`learnlaw.training.adjoint_sweep`) and Proj_Δ is the Euclidean projection onto the simplex
+(:func:`learnlaw.project_simplex`). ε_e is constant or decays linearly to 0 over the
 epochs; the first ``uniform_steps`` rows (t < t_u) can be left uniform.
 
 ``outer_step="normalized"`` divides ∂J/∂γ (its updated rows, with a penalty's gradient added)
@@ -38,7 +38,7 @@ from learnlaw.core.distributed import (
     project_simplex_sharded,
     shard_of,
 )
-from learnlaw.core.metrics import compression_ratio, empirical_acceleration
+from learnlaw.core.metrics import compression_ratio, empirical_acceleration_ratio
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
@@ -174,7 +174,7 @@ def optimize_policy(
 ) -> SearchResult:
     """Search a near-optimal policy by projected gradient descent on J(γ) = Σ_{t=1}^T L_dsr(θ_t).
 
-    Each epoch costs one :func:`~learnlaw.core.adjoint.adjoint_sweep` (about 2–3 training runs) plus
+    Each epoch costs one :func:`~learnlaw.training.adjoint_sweep` (about 2–3 training runs) plus
     one projection of the (T, N) policy; memory is that of the sweep plus two (T, N) tensors.
 
     Args:
@@ -200,9 +200,9 @@ def optimize_policy(
             entry of epoch E, the final policy, comes after the last update); an exception it
             raises stops the search, which ``resume=True`` then continues.
         divergence_factor: the divergence criterion of every training run and sweep (see
-            :data:`learnlaw.core.training.DIVERGENCE_FACTOR`; ``None``: non-finite only).
+            :data:`learnlaw.training.DIVERGENCE_FACTOR`; ``None``: non-finite only).
         tf32: run every training run and sweep with TF32 float32 matmuls on an NVIDIA Ampere+
-            GPU (:func:`~learnlaw.core.precision.matmul_precision`): faster, relative rounding
+            GPU (:func:`~learnlaw.profile.matmul_precision`): faster, relative rounding
             2⁻¹¹ per matmul input; no effect on the CPU or in float64. It is not part of the
             saved search configuration: a search may be resumed with the other setting.
         outer_step: ``"plain"`` (γ_t ← Proj_Δ[γ_t − ε_e ∂J/∂γ_t], the paper's step) or
@@ -211,7 +211,7 @@ def optimize_policy(
             Part of the saved configuration (states saved before it existed read as
             ``"plain"``). A diverging epoch still raises here (:class:`DivergenceError`, a
             sweep's or a non-finite ∂J/∂γ's, naming the epoch and lr); for the best-finite-epoch
-            rule use :func:`~learnlaw.policies.parametric_fit.fit_block_policy` with B = T, the
+            rule use :func:`~learnlaw.fit.fit_block_policy` with B = T, the
             same search (keeping the best policy here would hold a second (T, N) copy and save
             it in every checkpoint, for resume to return the same result).
 
@@ -304,7 +304,7 @@ def optimize_policy(
             J=float(desired[1:].sum()),
             test_auc=float(test[1:].sum()),
             cr_test=compression_ratio(test, task.vocab_size),
-            ar_test=empirical_acceleration(baseline.test_loss, test),
+            ar_test=empirical_acceleration_ratio(baseline.test_loss, test),
             zero_fraction=zeros() / (steps * task.n_train),
             outer_lr=eps,
         )

@@ -5,9 +5,9 @@ matrix products and convolutions in TF32: the inputs are rounded to a 10-bit man
 roundoff 2⁻¹¹ ≈ 4.9·10⁻⁴ against float32's 2⁻²⁴ ≈ 6·10⁻⁸) and accumulated in float32, several
 times faster on tensor cores. PyTorch's switches for it are the process-wide flags
 ``torch.backends.cuda.matmul.allow_tf32`` (off by default) and ``torch.backends.cudnn.allow_tf32``
-(on by default). The library's entry points (:func:`~learnlaw.core.training.train`,
-:func:`~learnlaw.core.adjoint.adjoint_sweep`, :func:`~learnlaw.core.adjoint.policy_gradient`,
-:func:`~learnlaw.core.optimize.optimize_policy`, the parametric fits) take ``tf32: bool = False``
+(on by default). The library's entry points (:func:`~learnlaw.train`,
+:func:`~learnlaw.training.adjoint_sweep`, :func:`~learnlaw.policy_gradient`,
+:func:`~learnlaw.optimize_policy`, the parametric fits) take ``tf32: bool = False``
 and run inside :func:`matmul_precision`, so that a result is exact float32 unless TF32 is asked
 for, whatever the process-wide setting.
 

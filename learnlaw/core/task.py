@@ -196,8 +196,8 @@ class Task:
                 raise ValueError(
                     f"Task.{split} has {len(pair[0])} inputs but {len(pair[1])} targets"
                 )
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int or None, got {self.chunk_size}")
+        checks.check_int(self.chunk_size, "chunk_size", minimum=1, allow_none=True)
+        checks.check_choice(self.kernels, "kernels", checks.KERNEL_NAMES)
         x, y = self.train
         for split in ("desired", "test"):
             xs, ys = getattr(self, split)
@@ -351,7 +351,7 @@ def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:
 
     The returned task's desired split (K − h examples) is what a policy search fits; its test
     split is the held-out h desired examples, so the ``ar_test``/``cr_test`` that
-    :func:`~learnlaw.core.optimize.optimize_policy` records per epoch measure generalisation to data
+    :func:`~learnlaw.optimize_policy` records per epoch measure generalisation to data
     the search never saw, and can choose the epoch to stop at. The original test split is not
     touched (evaluate the chosen policy on ``task``).
     """

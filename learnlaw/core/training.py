@@ -25,8 +25,8 @@ DIVERGENCE_FACTOR = 100.0
 """The default divergence criterion: a run has diverged at step t when a tracked mean loss
 L(θ_t) (desired, and test when it is tracked) is not finite or exceeds ``DIVERGENCE_FACTOR``
 times its initial value L(θ_0) (when L(θ_0) > 0). Pass ``divergence_factor=`` to
-:func:`train`, :func:`~learnlaw.core.adjoint.adjoint_sweep`,
-:func:`~learnlaw.core.adjoint.policy_gradient` or :func:`~learnlaw.core.optimize.optimize_policy`
+:func:`train`, :func:`~learnlaw.training.adjoint_sweep`,
+:func:`~learnlaw.policy_gradient` or :func:`~learnlaw.optimize_policy`
 to change it, or ``None`` to keep only the non-finite check. The book's runs stay far below it:
 measured with the uniform policy, the paper's perceptron (T = 2000, η = 0.1, 1, 3) and the
 Transformer at ``CPU_SCALE`` (T = 200, η = 0.5, 1, 1.5) never rise above their initial desired
@@ -126,13 +126,13 @@ class Run:
         return self.spec.unflatten(self.trajectory[t])
 
     def auc(self, split: str = "desired") -> float:
-        """J = Σ_{t=1}^{T} L(θ_t) of ``split`` (see :func:`learnlaw.core.metrics.auc`)."""
+        """J = Σ_{t=1}^{T} L(θ_t) of ``split`` (see :func:`learnlaw.auc`)."""
         from learnlaw.core.metrics import auc
 
         return auc(self._curve(split))
 
     def compression_ratio(self, split: str = "test") -> float:
-        """CR = T log₂|V| / Σ_{t=1}^T L(θ_t) (see :func:`learnlaw.core.metrics.compression_ratio`)."""
+        """CR = T log₂|V| / Σ_{t=1}^T L(θ_t) (see :func:`learnlaw.compression_ratio`)."""
         from learnlaw.core.metrics import compression_ratio
 
         return compression_ratio(self._curve(split), self.vocab_size)
@@ -307,14 +307,14 @@ def train(
         task: the task (model, loss, splits, θ₀).
         policy: γ of shape ``(T, N)``, each row on the simplex.
         lr: η, a positive float; or a schedule η_0…η_{T−1}: a 1-D tensor, list or array of T
-            positive finite steps (e.g. :func:`learnlaw.classic_schedule`), moved to the task's
+            positive finite steps (e.g. :func:`learnlaw.policies.classic_schedule`), moved to the task's
             dtype and device.
         keep_params: also return the whole trajectory θ_0…θ_T (T·P floats).
         progress: show a tqdm bar.
         divergence_factor: the divergence criterion's factor (:data:`DIVERGENCE_FACTOR`);
             ``None`` keeps only the non-finite check.
         tf32: run float32 matmuls in TF32 on an NVIDIA Ampere+ GPU
-            (:func:`~learnlaw.core.precision.matmul_precision`; faster, relative rounding
+            (:func:`~learnlaw.profile.matmul_precision`; faster, relative rounding
             2⁻¹¹ per matmul input instead of 2⁻²⁴). No effect on the CPU or in float64. The
             default ``False`` forces exact float32 for the call whatever the process-wide
             ``torch.backends`` flags say (they are restored afterwards).

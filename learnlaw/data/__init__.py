@@ -23,6 +23,10 @@ last digits on the platform that made them: :func:`check_snapshot` compares them
 ``SNAPSHOT_RTOL`` there, to ``CROSS_CPU_RTOL`` on another CPU (a bound derived from measured
 differences), and on a GPU, where nothing was measured, prints a note of what differs instead of
 failing. The claims a chapter's prose makes are asserted in the chapter itself, everywhere.
+
+Functions: :func:`load_json` (a committed file), :func:`snapshot` (a chapter's snapshot),
+:func:`check_snapshot`, :func:`platform`, :func:`cpu_model`; tolerances: :data:`SNAPSHOT_RTOL`,
+:data:`CURVE_RTOL`, :data:`CROSS_CPU_RTOL`, :data:`CROSS_CPU_CURVE_RTOL`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Baselines a Learning-Law policy must beat: uniform, desired-only, train ∪ desired, importance weights.
+"""Baselines a Learning-Law policy must beat besides the uniform one (:func:`learnlaw.uniform_policy`):
+desired-only, train ∪ desired, importance weights.
 
-* :func:`uniform_baseline`: conventional training, γ_{t,n} = 1/N.
 * :func:`desired_only_task`: train on the desired set alone (K examples; pass a validation
   task to train on its fit part only).
 * :func:`union_task`: train uniformly on train ∪ desired (N + K examples).
@@ -26,11 +26,9 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
-from learnlaw.core.policy import uniform_policy
 from learnlaw.core.task import Task
 
 __all__ = [
-    "uniform_baseline",
     "desired_only_task",
     "union_task",
     "covariate_shift",
@@ -41,18 +39,12 @@ __all__ = [
 ]
 
 
-def uniform_baseline(task: Task, steps: int) -> Tensor:
-    """The conventional policy for ``task``: ``(T, N)`` of 1/N, in the task's dtype and device."""
-    checks.check_steps(steps)
-    return uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
-
-
 def desired_only_task(task: Task) -> Task:
     """A copy of ``task`` that trains on its desired split (K examples) instead of its train split.
 
     The desired and test splits are unchanged, so the run's desired curve is its training loss
     and its test curve is comparable with any other method's. Pass a validation task
-    (:func:`learnlaw.policies.tuning.validation_task`) to keep the validation part out of
+    (:func:`learnlaw.fit.validation_task`) to keep the validation part out of
     training. Planted-kind masks refer to the old training set and are dropped.
     """
     if task.n_desired == 0:
@@ -94,7 +86,7 @@ def covariate_shift(task: Task) -> dict[str, float]:
 
     Returns ``dict(train_mean, train_std, desired_mean, desired_std)`` (per coordinate): the
     perceptron's are in ``task.info`` (``train_std``, ``desired_mean``; desired std 1), the MLP's
-    are fixed by :func:`learnlaw.tasks.toy.mlp_task` (√3, 0.5, 1).
+    are fixed by :func:`learnlaw.tasks.mlp_task` (√3, 0.5, 1).
     """
     if "train_std" in task.info and "desired_mean" in task.info:
         return dict(

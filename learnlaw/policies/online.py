@@ -74,7 +74,7 @@ run for the perceptron (D = 128, N = 4096, T = 2000), about 2× for the benchmar
 about 18× a plain perceptron run with the defaults.
 
 Host syncs (what an accelerator waits for; counted by
-:class:`learnlaw.analysis.device_audit.DeviceAudit`): ``"relu"`` and ``"power"`` read nothing
+:class:`learnlaw.profile.DeviceAudit`): ``"relu"`` and ``"power"`` read nothing
 back per step — the weights are branch-free and the checks (non-finite CT, non-finite θ, the
 divergence criterion of both loss curves) are reduced on the device and read once per block of
 ``kernels.block`` steps (8 for autodiff kernels, 256 for the perceptron's), as

@@ -15,7 +15,7 @@ block the same row γ_t = g_{b(t)}.
   which switches examples off exactly, as the Law's optimal policies do). Both give the uniform
   policy at φ = 0, and τ measures a score change that moves a weight by O(1) *relative* to 1/N.
 
-The pullback of ∂J/∂γ (from :func:`learnlaw.core.adjoint.adjoint_sweep`) to φ is exact
+The pullback of ∂J/∂γ (from :func:`learnlaw.training.adjoint_sweep`) to φ is exact
 (∂J/∂φ = (∂γ/∂φ)ᵀ ∂J/∂γ). With G_b = Σ_{t∈b} ∂J/∂γ_t:
 
     block:    ∂J/∂φ_b = G_b
@@ -115,7 +115,7 @@ def _check_features(phi: Tensor, features: Tensor) -> None:
         raise ValueError(
             "features must be an (N, D) tensor (one row per training example) or (B, N, D) "
             f"(one set per block), got {getattr(features, 'shape', type(features).__name__)}; "
-            "build one with learnlaw.example_features(task)"
+            "build one with learnlaw.policies.example_features(task)"
         )
     d = features.shape[-1]
     if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.shape[1] == d):

@@ -1,6 +1,6 @@
 """Per-example features for feature-scorer policies, computed ONCE before the search.
 
-A feature scorer (:func:`learnlaw.policies.parametric.feature_policy`) maps fixed features F to a
+A feature scorer (:func:`learnlaw.policies.feature_policy`) maps fixed features F to a
 policy; because F does not depend on φ, γ(φ) is a fixed differentiable map and the pullback of
 the adjoint's ∂J/∂γ to φ is exact. Two builders:
 

@@ -1,12 +1,12 @@
 """Fitting parameterised policies γ(φ) by the exact adjoint: ∂J/∂φ = (∂γ/∂φ)ᵀ ∂J/∂γ.
 
-Each epoch runs one :func:`~learnlaw.core.adjoint.adjoint_sweep` at γ(φ) for J(γ) = Σ_{t≥1}
+Each epoch runs one :func:`~learnlaw.training.adjoint_sweep` at γ(φ) for J(γ) = Σ_{t≥1}
 L_dsr(θ_t) and ∂J/∂γ, pulls the gradient back to φ (:mod:`learnlaw.policies.parametric`) and
 updates φ:
 
 * block policies (:func:`fit_block_policy`): projected gradient descent on the simplex rows,
   φ_b ← Proj_Δ(φ_b − ε_e ∂J/∂φ_b) — with B = T exactly the step of
-  :func:`~learnlaw.core.optimize.optimize_policy`. ∂J/∂φ_b sums |b| ≈ T/B rows of ∂J/∂γ, so a
+  :func:`~learnlaw.optimize_policy`. ∂J/∂φ_b sums |b| ≈ T/B rows of ∂J/∂γ, so a
   step as large per row as the full search's ε needs about ε·B/T.
 * feature scorers (:func:`fit_feature_policy`): Adam (β = 0.9, 0.999; default) or plain gradient
   descent on the unconstrained φ; Adam's steps are about ε per coordinate whatever the scale of
@@ -41,7 +41,7 @@ the cost of ignoring the gradient's magnitude — the step size is then ε's job
 schedule's, and patience's).
 
 **Divergence** (``ParametricResult.stopped``). A fit whose sweep or training run diverges
-(:class:`~learnlaw.core.training.DivergenceError`), whose ∂J/∂γ is not finite, or whose φ
+(:class:`~learnlaw.training.DivergenceError`), whose ∂J/∂γ is not finite, or whose φ
 becomes non-finite after some epoch's update stops there and returns the best finite epoch so
 far (lowest validation AUC; lowest J without validation); ``stopped`` and the last history
 entry (key ``"stopped"``) say what stopped it. Only a diverging epoch 0 raises — its sweep, or a
@@ -64,7 +64,7 @@ from tqdm.auto import tqdm
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep, adjoint_sweep
 from learnlaw.core.checkpoint import load_state, save_state
-from learnlaw.core.metrics import compression_ratio, empirical_acceleration
+from learnlaw.core.metrics import compression_ratio, empirical_acceleration_ratio
 from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
@@ -296,12 +296,12 @@ def _fit_loop(
             entry.update(
                 test_auc=float(test[1:].sum()),
                 cr_test=compression_ratio(test, task.vocab_size),
-                ar_test=empirical_acceleration(base_test.test_loss, test),
+                ar_test=empirical_acceleration_ratio(base_test.test_loss, test),
             )
         if val is not None:
             entry.update(
                 val_auc=float(other[1:].sum()),
-                ar_val=empirical_acceleration(base_sweep.test_loss, other),
+                ar_val=empirical_acceleration_ratio(base_sweep.test_loss, other),
             )
         entry["seconds"] = time.perf_counter() - start
         history.append(entry)
@@ -451,7 +451,7 @@ def fit_block_policy(
         checkpoint_every: θ checkpointing of the sweep (see :func:`adjoint_sweep`).
         progress: a tqdm bar over epochs.
         tf32: run every sweep and training run with TF32 float32 matmuls on an NVIDIA Ampere+
-            GPU (:func:`~learnlaw.core.precision.matmul_precision`): faster, relative rounding
+            GPU (:func:`~learnlaw.profile.matmul_precision`): faster, relative rounding
             2⁻¹¹ per matmul input; no effect on the CPU or in float64.
         outer_step: ``"plain"`` (φ_b ← Proj_Δ(φ_b − ε_e ∂J/∂φ_b)) or ``"normalized"``
             (∂J/∂φ divided by its root mean square over all B·N entries first: invariant to
@@ -544,8 +544,8 @@ def fit_feature_policy(
         steps: T.
         lr: η of the inner gradient descent.
         features: F ``(N, D)`` shared by the blocks, or ``(B, N, D)`` per block (e.g.
-            :func:`~learnlaw.policies.parametric_features.trajectory_features`); default
-            :func:`~learnlaw.policies.parametric_features.example_features` of the fitted part
+            :func:`~learnlaw.policies.trajectory_features`); default
+            :func:`~learnlaw.policies.example_features` of the fitted part
             (θ₀, no oracle kinds, standardised).
         feature_names: names of the columns of a given F (kept in the result).
         blocks: B, score weights per block of steps (1: one static scorer).

@@ -1,7 +1,7 @@
 r"""Learning the step-size schedule η_t by the exact adjoint — alone, or with the weights γ.
 
 Training is θ_{t+1} = θ_t − η_t Σ_n γ_{t,n} ∇l_n(θ_t) and J = Σ_{t=1}^T L_dsr(θ_t). One
-:func:`~learnlaw.core.adjoint.adjoint_sweep` gives both ∂J/∂γ ``(T, N)`` and
+:func:`~learnlaw.training.adjoint_sweep` gives both ∂J/∂γ ``(T, N)`` and
 ∂J/∂η_t = −Σ_n γ_{t,n} ∇l_n(θ_t)·a_{t+1} = (γ_t·∂J/∂γ_t)/η_t ``(T,)``.
 
 **The schedule's parameters.** η_t = exp(ρ_{c(t)}): positive by construction, with one log-step
@@ -300,7 +300,7 @@ def fit_schedule(
         initial: the start schedule instead of ``lr``: ``(T,)`` (ρ⁰_c the mean of log η_t
             over block c) or ``(C,)``, positive.
         validation, validation_seed, patience, track_test, checkpoint_every, tf32: as in
-            :func:`~learnlaw.policies.parametric_fit.fit_block_policy` (the validation AUC
+            :func:`~learnlaw.fit.fit_block_policy` (the validation AUC
             chooses the returned epoch and drives ``patience``).
         checkpoint_dir: if given, the fit's state (ρ, epoch, history, best) is saved there
             (``state.pt``, atomically) at the start of every epoch.
@@ -382,7 +382,7 @@ def fit_joint(
         lr_outer_lr: ε_η, the RMS change of log η per block per epoch.
         lr_norm: the schedule's normalisation, as in :func:`fit_schedule`.
         features, feature_names, link, temperature, optimizer: the scorer of ``"feature"``, as
-            in :func:`~learnlaw.policies.parametric_fit.fit_feature_policy` (``"adam"`` or
+            in :func:`~learnlaw.fit.fit_feature_policy` (``"adam"`` or
             ``"gd"``; Adam's moments are part of the checkpoint).
         initial: the start φ (``(B, N)`` rows on the simplex, or ``(B, D)``; default uniform).
         initial_lr: the start schedule, as ``initial`` of :func:`fit_schedule`.

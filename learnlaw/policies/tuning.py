@@ -10,7 +10,7 @@ the same way:
 2. The method is run at every η of a grid on that task; the score of η is the validation
    curve's AUC Σ_{t=1}^T L_val(θ_t) (``criterion="auc"``, the paper's objective: fast *and*
    low) or its final loss L_val(θ_T) (``criterion="final"``). A run that diverges
-   (:class:`~learnlaw.core.training.DivergenceError`, or a non-finite curve) scores +∞.
+   (:class:`~learnlaw.training.DivergenceError`, or a non-finite curve) scores +∞.
 3. The η with the lowest score wins (ties: the smaller η, the safer step).
 
 :func:`select_lr` does all three; :func:`tune_lr` is step 2–3 for a callable ``lr → run``
@@ -72,7 +72,7 @@ def run_of(result: Any, task: Task | None = None, lr: float | None = None) -> Ru
     """The :class:`Run` behind a method's result.
 
     Accepts a :class:`Run` (or anything with ``desired_loss``/``test_loss`` curves), an object
-    with a ``.run`` (e.g. :class:`~learnlaw.policies.online.OnlineResult`), or a ``(T, N)``
+    with a ``.run`` (e.g. :class:`~learnlaw.policies.OnlineResult`), or a ``(T, N)``
     policy tensor, which is trained with ``train(task, policy, lr)`` (needs ``task``).
     """
     if isinstance(result, Tensor):

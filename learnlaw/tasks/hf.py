@@ -1,4 +1,4 @@
-"""A Hugging Face ``transformers`` causal language model as a :class:`~learnlaw.core.task.Task`.
+"""A Hugging Face ``transformers`` causal language model as a :class:`~learnlaw.Task`.
 
 ``transformers`` is optional: this module imports it only when a function needs it, and says how
 to install it when it is missing (``pip install "learnlaw[hf]"`` or ``pip install transformers``).
@@ -7,7 +7,7 @@ A causal LM (``AutoModelForCausalLM``, ``GPT2LMHeadModel``, ...) returns a ``Mod
 ``.logits``, expects ``input_ids`` and an ``attention_mask``, and computes a mean loss over the
 batch. :func:`causal_lm_task` wraps it into a module that maps token ids ``(B, L)`` to logits
 ``(B, L, V)`` with the padding masked out of attention, and pairs it with the per-sequence mean
-next-token loss of :func:`~learnlaw.tasks.transformer.sequence_loss` (padding targets ignored):
+next-token loss of :func:`~learnlaw.tasks.sequence_loss` (padding targets ignored):
 one loss per sequence, as learnlaw's policies weigh them. The vocabulary size comes from the
 model's config.
 
@@ -96,12 +96,12 @@ def causal_lm_task(
         train, desired, test: ``(B, L+1)`` integer token ids, right-padded with ``pad_id``;
             row ``r`` trains inputs ``r[:-1]`` on next tokens ``r[1:]``.
         pad_id: the padding id (masked out of attention and of the loss).
-        name, chunk_size, kernels: as in :class:`~learnlaw.core.task.Task`.
+        name, chunk_size, kernels: as in :class:`~learnlaw.Task`.
         eval_mode: call ``lm.eval()`` first (the default): a freshly built or loaded model is in
             training mode, where its dropout is random and the Task would refuse it.
 
     Returns:
-        A :class:`~learnlaw.core.task.Task` whose per-example loss is each sequence's mean
+        A :class:`~learnlaw.Task` whose per-example loss is each sequence's mean
         next-token cross-entropy over its non-padding targets, in nats; ``params0`` are the LM's
         parameters (detached copies, tied weights once).
     """

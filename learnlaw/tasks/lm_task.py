@@ -64,7 +64,7 @@ COLAB_SCALE = dict(
 """A setting for a free Colab T4 GPU (16 GB), between ``cpu`` and ``paper``: the paper's L = 64
 and chunks of 512, P = 234,112. Sized by counted FLOPs, not by a run: the Transformer chapter
 at this preset (conventional run, 3 policy epochs, the step-size tuning and the SIM analysis)
-is 1.9e15 FLOP by ``learnlaw.analysis.cost.transformer_costs``, 13 minutes at an ASSUMED 30 %
+is 1.9e15 FLOP by ``learnlaw.profile.transformer_costs``, 13 minutes at an ASSUMED 30 %
 of the T4's 8.1 TFLOP/s float32 peak (its datasheet); one 512-sequence chunk's reverse step
 peaks at 1.8 GB (double backward, the ``"auto"`` kernel; 2.6 GB with the jvp), counted on the
 meta device. ``lr`` is the CPU chapter's 0.5, not tuned at this size: in 12 uniform steps at
@@ -139,12 +139,12 @@ def transformer_task(
     encoded as ``max_len + 1`` ids (truncated, ``<eos>``, right padding), and held-out rows that
     equal a training row (or each other) are skipped, so the three splits share no sequence.
     Then ``round(perturb_fraction · N)`` training rows get ``n_ops`` random edits
-    (:func:`learnlaw.tasks.text.perturb`); desired and test rows stay clean. Inputs are
+    (:func:`learnlaw.tasks.perturb`); desired and test rows stay clean. Inputs are
     ``rows[:, :-1]``, targets ``rows[:, 1:]``, both ``(n, max_len)``.
 
-    Model: :class:`~learnlaw.tasks.transformer.Transformer` with PyTorch's default initialisation
+    Model: :class:`~learnlaw.tasks.Transformer` with PyTorch's default initialisation
     drawn under ``torch.manual_seed(seed)`` (the global RNG state is restored afterwards).
-    Loss: :func:`~learnlaw.tasks.transformer.sequence_loss`, the mean CE over non-padding targets.
+    Loss: :func:`~learnlaw.tasks.sequence_loss`, the mean CE over non-padding targets.
 
     Args:
         n_train, n_desired, n_test: N, K and the test size.
@@ -163,12 +163,12 @@ def transformer_task(
             text file with stories separated by ``<|endoftext|>``.
         scale: ``"cpu"`` or ``"paper"``, the preset of the sizes left as ``None``.
         attn_scale: ``"d_model"`` (paper) or ``"head_dim"``; see
-            :class:`~learnlaw.tasks.transformer.TransformerConfig`.
+            :class:`~learnlaw.tasks.TransformerConfig`.
         kernels: the step kernels (default ``"auto"``: the faster exact autodiff kernels for
             the device, see :func:`learnlaw.core.kernels.resolve_kernels`).
 
     Returns:
-        A :class:`~learnlaw.core.task.Task` with ``kinds = {"perturbed", "clean"}`` and ``info``
+        A :class:`~learnlaw.Task` with ``kinds = {"perturbed", "clean"}`` and ``info``
         holding the sizes, the tokenizer (``info["tokenizer"]``) and the special ids.
     """
     for name, v in (

@@ -93,7 +93,7 @@ def perceptron_task(
         kernels: ``"logistic"`` (closed-form fast path) or ``"autodiff"`` (torch.func).
 
     Returns:
-        A :class:`~learnlaw.core.task.Task` with ``vocab_size = 2``.
+        A :class:`~learnlaw.Task` with ``vocab_size = 2``.
     """
     checks.check_int(dim, "dim", minimum=1)
     checks.check_int(n_train, "n_train", minimum=1)

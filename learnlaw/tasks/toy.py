@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from learnlaw.core import checks
 from learnlaw.core.task import Task
 
 __all__ = ["MLP", "mlp_task", "cross_entropy_loss"]
@@ -57,6 +58,17 @@ def mlp_task(
     ``kernels`` names the step kernels (default ``"auto"``: the faster exact autodiff kernels for
     the device, see :func:`learnlaw.core.kernels.resolve_kernels`).
     """
+    for name, value, low in (
+        ("dim", dim, 1),
+        ("hidden", hidden, 1),
+        ("classes", classes, 2),
+        ("layers", layers, 1),
+        ("n_train", n_train, 1),
+        ("n_desired", n_desired, 0),
+        ("n_test", n_test, 0),
+    ):
+        checks.check_int(value, name, minimum=low)
+    checks.check_int(seed, "seed")
     g = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
