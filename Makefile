@@ -6,6 +6,9 @@
 # Other targets:
 #   make book EXECUTE=force      rebuild with every chapter re-executed (default: auto, which
 #                                executes only a chapter stored without outputs)
+#   make test PYTEST_ARGS="-n 2 --dist loadscope"
+#                                two test files or chapters at a time (pytest-xdist; loadscope
+#                                keeps a file, and a chapter's cells in order, in one worker)
 #   make test-portable           make test again on other CPUs' kernel paths and thread counts
 #                                (PORTABLE="avx2:1 avx2:2 default:1 default:2"; see below)
 #   make execute NB=book/X.ipynb re-execute one chapter in place, storing its outputs

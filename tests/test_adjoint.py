@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import central_difference, random_policy
 from torch.func import functional_call
 
 import learnlaw as ll
@@ -14,12 +15,6 @@ def small_perceptron(kernels="logistic"):
     return ll.perceptron_task(
         dim=6, n_train=20, n_desired=10, n_test=10, dtype=F64, seed=3, kernels=kernels
     )
-
-
-def random_policy(steps, n, seed=0):
-    """A strictly positive random policy (so that ± finite-difference steps stay feasible)."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.softmax(0.5 * torch.randn(steps, n, generator=g, dtype=F64), dim=1)
 
 
 def unrolled_J(task, policy, lr):
@@ -41,10 +36,8 @@ def finite_difference_check(task, policy, lr, grad, pairs, eps=1e-5):
     """Central differences of J along in-simplex directions e_{t,n} − e_{t,m}."""
     for t, n, m in pairs:
         d = torch.zeros_like(policy)
-        d[t, n], d[t, m] = eps, -eps
-        fd = (ll.train(task, policy + d, lr).auc() - ll.train(task, policy - d, lr).auc()) / (
-            2 * eps
-        )
+        d[t, n], d[t, m] = 1.0, -1.0
+        fd = central_difference(lambda p: ll.train(task, p, lr).auc(), policy, d, eps)
         exact = float(grad[t, n] - grad[t, m])
         assert abs(fd - exact) <= 1e-6 * max(abs(fd), 1e-3), (t, n, m, fd, exact)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import random_policy
 
 import learnlaw as ll
 from learnlaw.core.checkpoint import CheckpointError
@@ -46,11 +47,6 @@ def make_task(name):
         dtype=F64,
         chunk_size=3,
     )
-
-
-def random_policy(steps, n, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.softmax(0.5 * torch.randn(steps, n, generator=g, dtype=F64), dim=1)
 
 
 class Interrupt(Exception):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import central_difference
 
 import learnlaw as ll
 from learnlaw.analysis.diagnostics import kind_weight_shares, law_diagnostics
@@ -26,7 +27,7 @@ def _random_policy(steps, n, seed=0):
 
 
 def _finite_difference(penalty, policy, direction, h=1e-6):
-    return (penalty(policy + h * direction)[0] - penalty(policy - h * direction)[0]) / (2 * h)
+    return central_difference(lambda p: penalty(p)[0], policy, direction, h)
 
 
 @pytest.mark.parametrize("make", [lambda: smoothness_penalty(0.7), lambda: entropy_penalty(0.3)])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import central_difference, random_policy
 
 import learnlaw as ll
 from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
@@ -46,9 +47,8 @@ CASES = {
 }
 
 
-def random_policy(steps, n, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.softmax(0.7 * torch.randn(steps, n, generator=g, dtype=F64), dim=1)
+def policy(steps, n, seed=0):
+    return random_policy(steps, n, seed, scale=0.7)
 
 
 def random_schedule(steps, lr, seed=1):
@@ -63,7 +63,7 @@ def auc(task, policy, lr) -> float:
 @pytest.mark.parametrize("name", list(CASES))
 def test_constant_schedule_is_the_scalar(name):
     task, steps, lr = CASES[name]()
-    pol = random_policy(steps, task.n_train)
+    pol = policy(steps, task.n_train)
     a = ll.train(task, pol, lr, keep_params=True)
     b = ll.train(task, pol, torch.full((steps,), lr, dtype=F64), keep_params=True)
     # the schedule path multiplies by a 0-d tensor of the same value: equal to the last bit
@@ -83,7 +83,7 @@ def test_constant_schedule_is_the_scalar(name):
 @pytest.mark.parametrize("name", list(CASES))
 def test_schedule_gradient_matches_central_differences(name, checkpoint_every):
     task, steps, lr = CASES[name]()
-    pol = random_policy(steps, task.n_train)
+    pol = policy(steps, task.n_train)
     sched = random_schedule(steps, lr)
     J, g = ll.schedule_gradient(task, pol, sched, checkpoint_every)
     assert g.shape == (steps,) and J == pytest.approx(auc(task, pol, sched), rel=1e-13)
@@ -92,7 +92,7 @@ def test_schedule_gradient_matches_central_differences(name, checkpoint_every):
     directions = [torch.randn(steps, generator=gen, dtype=F64) for _ in range(2)]
     directions += [torch.eye(steps, dtype=F64)[i] for i in (0, steps // 2, steps - 1)]
     for d in directions:
-        fd = (auc(task, pol, sched + h * d) - auc(task, pol, sched - h * d)) / (2 * h)
+        fd = central_difference(lambda s: auc(task, pol, s), sched, d, h)
         got = float(g @ d)
         assert abs(got - fd) <= FD_RTOL * max(abs(fd), 1e-8), (got, fd)
 
@@ -101,7 +101,7 @@ def test_schedule_gradient_matches_central_differences(name, checkpoint_every):
 def test_schedule_gradient_at_a_scalar_lr(name):
     """A float lr: the gradient at the constant schedule, equal to the one given as a tensor."""
     task, steps, lr = CASES[name]()
-    pol = random_policy(steps, task.n_train)
+    pol = policy(steps, task.n_train)
     J1, g1 = ll.schedule_gradient(task, pol, lr)
     J2, g2 = ll.schedule_gradient(task, pol, torch.full((steps,), lr, dtype=F64))
     assert J1 == pytest.approx(J2, rel=1e-13)
@@ -112,7 +112,7 @@ def test_schedule_gradient_at_a_scalar_lr(name):
 def test_lr_gradient_is_gamma_dot_policy_gradient_over_eta(name):
     """η_t ∂J/∂η_t = γ_t · ∂J/∂γ_t (one sweep gives both: Sweep.lr_grad)."""
     task, steps, lr = CASES[name]()
-    pol = random_policy(steps, task.n_train)
+    pol = policy(steps, task.n_train)
     sched = random_schedule(steps, lr)
     sweep = ll.training.adjoint_sweep(task, pol, sched, track_test=False)
     _, g_pol = ll.policy_gradient(task, pol, sched)
@@ -124,7 +124,7 @@ def test_lr_gradient_is_gamma_dot_policy_gradient_over_eta(name):
 def test_schedule_changes_the_run():
     """A non-constant schedule is used step by step (against a hand loop on the perceptron)."""
     task, steps, lr = perceptron()
-    pol = random_policy(steps, task.n_train)
+    pol = policy(steps, task.n_train)
     sched = random_schedule(steps, lr)
     run = ll.train(task, pol, sched, keep_params=True)
     x, y = task.train

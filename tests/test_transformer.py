@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import central_difference
 from torch.func import functional_call, grad, jvp
 
 from learnlaw.core.task import ParamSpec
@@ -151,7 +152,7 @@ def test_forward_over_reverse_matches_finite_difference_of_gradient():
     g, hv = jvp(grad(loss), (theta,), (v,))
     torch.testing.assert_close(g, torch.func.grad(loss)(theta))
     eps = 1e-5
-    fd = (grad(loss)(theta + eps * v) - grad(loss)(theta - eps * v)) / (2 * eps)
+    fd = central_difference(grad(loss), theta, v, eps)
     torch.testing.assert_close(hv, fd, rtol=1e-5, atol=1e-7)
     assert hv.norm() > 1e-3
 

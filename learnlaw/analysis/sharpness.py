@@ -34,7 +34,7 @@ from learnlaw.core import checks
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
-from learnlaw.core.training import DivergenceError, check_lr
+from learnlaw.core.training import DivergenceError
 
 __all__ = ["sharpness", "top_eigenvalue"]
 
@@ -126,7 +126,7 @@ def sharpness(
     checks.check_int(every, "every", minimum=1)
     checks.check_int(iters, "iters", minimum=1)
     checks.check_int(seed, "seed")
-    lr = check_lr(lr)
+    lr = checks.check_lr(lr)
     policy = validate_policy(policy, n=task.n_train).to(dtype=task.dtype, device=task.device)
     steps = len(policy)
     kernels = kernels_for(task)

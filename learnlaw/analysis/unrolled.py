@@ -24,9 +24,10 @@ import resource
 import torch
 from torch import Tensor
 
+from learnlaw.core.checks import check_lr
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.task import Task
-from learnlaw.core.training import check_lr, prepare_policy
+from learnlaw.core.training import prepare_policy
 
 __all__ = [
     "MemoryBudgetError",

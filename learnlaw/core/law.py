@@ -95,9 +95,9 @@ def run_contributions(task: Task, policy: Tensor, lr: float, split: str = "desir
     """
     checks.check_lr(lr)
     checks.check_choice(split, "split", ("desired", "test", "train"))
-    from learnlaw.core.training import check_lr, prepare_policy
+    from learnlaw.core.training import prepare_policy
 
-    lr = check_lr(lr)
+    lr = checks.check_lr(lr)
     policy = prepare_policy(task, policy)
     kernels, shard = kernels_for(task), shard_of(task)
     theta = task.spec.flatten(task.params0).detach()

@@ -47,7 +47,6 @@ from learnlaw.core.training import (
     DivergenceError,
     Run,
     check_factor,
-    check_lr,
     train,
 )
 
@@ -234,7 +233,7 @@ def optimize_policy(
     checks.check_bool(resume, "resume")
     checks.check_bool(progress, "progress")
     checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
-    lr = check_lr(lr)
+    lr = checks.check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)
     shard = shard_of(task)
@@ -243,7 +242,7 @@ def optimize_policy(
             "penalty= is not supported inside a torch.distributed group (a penalty sees the "
             "whole policy); run the penalised search in one process"
         )
-    check_lr(outer_lr)
+    checks.check_lr(outer_lr, "outer_lr")
     if not (isinstance(epochs, int) and epochs >= 0):
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
     if schedule not in ("constant", "linear"):

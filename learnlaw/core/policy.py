@@ -33,12 +33,8 @@ def uniform_policy(
         n: N, the number of training examples (columns).
         dtype, device: of the result (default: torch's default dtype, CPU).
     """
-    checks.check_steps(steps)
-    checks.check_int(n, "n", minimum=1)
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    if not (isinstance(n, int) and n >= 1):
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    steps = checks.check_steps(steps)
+    n = checks.check_int(n, "n", minimum=1)
     return torch.full((steps, n), 1.0 / n, dtype=dtype, device=device)
 
 

@@ -143,11 +143,6 @@ class Run:
         return self.desired_loss if split == "desired" else self.test_loss
 
 
-def check_lr(lr: float) -> float:
-    """η as a float: a positive finite number (see :func:`learnlaw.core.checks.check_lr`)."""
-    return checks.check_lr(lr)
-
-
 def prepare_policy(task: Task, policy: Tensor) -> Tensor:
     """Validate γ against the task and move it to the task's dtype and device.
 

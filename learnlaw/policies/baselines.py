@@ -144,12 +144,10 @@ def importance_policy(
     task: Task, steps: int, exponent: float = 1.0, shift: dict | None = None
 ) -> Tensor:
     """The importance-weighting policy: the row :func:`importance_weights` at each of T steps."""
-    checks.check_steps(steps)
+    steps = checks.check_steps(steps)
     checks.check_number(
         exponent, "exponent", minimum=0.0, expected="a finite number ≥ 0 (1: exact ratio)"
     )
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
     return importance_weights(task, exponent, shift).expand(steps, -1).contiguous()
 
 

@@ -105,7 +105,6 @@ from learnlaw.core.training import (
     DivergenceError,
     Run,
     check_factor,
-    check_lr,
     raise_if_diverged,
 )
 from learnlaw.policies.controls import check_control, controlled_step, step_pair
@@ -466,8 +465,7 @@ def online_policy(
         DivergenceError: a loss that is not finite or above ``divergence_factor`` times its
             initial value, naming the step and the learning rate (as :func:`learnlaw.train`).
     """
-    checks.check_steps(steps)
-    checks.check_lr(lr)
+    steps = checks.check_steps(steps)
     if not isinstance(rule, str):  # the value is checked with the rule's parameters
         raise checks.ArgumentTypeError(
             f"rule must be one of {ONLINE_RULES}, got {checks.describe(rule)}"
@@ -477,10 +475,8 @@ def online_policy(
     checks.check_bool(keep_params, "keep_params")
     checks.check_bool(keep_contributions, "keep_contributions")
     checks.check_bool(progress, "progress")
-    lr = check_lr(lr)
+    lr = checks.check_lr(lr)
     factor = check_factor(divergence_factor)
-    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
     params = _rule_params(rule, rule_params)
     if shard_of(task) is not None:
         raise NotImplementedError(

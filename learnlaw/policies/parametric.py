@@ -132,10 +132,8 @@ def _check_features(phi: Tensor, features: Tensor) -> None:
 
 
 def _check_link(link: str, temperature: float) -> None:
-    if link not in LINKS:
-        raise ValueError(f"unknown link {link!r}; expected one of {LINKS}")
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+    checks.check_choice(link, "link", LINKS)
+    checks.check_number(temperature, "temperature", minimum=0.0, strict=True)
 
 
 def feature_scores(phi: Tensor, features: Tensor) -> Tensor:
@@ -172,8 +170,6 @@ def feature_policy(
         temperature: τ.
     """
     checks.check_steps(steps)
-    checks.check_choice(link, "link", LINKS)
-    checks.check_number(temperature, "temperature", minimum=0.0, strict=True)
     _check_link(link, temperature)
     rows = _link(feature_scores(phi, features), link, temperature)
     return rows[block_index(steps, len(phi), phi.device)]

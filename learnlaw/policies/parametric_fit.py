@@ -69,7 +69,7 @@ from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
-from learnlaw.core.training import DivergenceError, Run, check_lr, train
+from learnlaw.core.training import DivergenceError, Run, train
 from learnlaw.policies.parametric import (
     _check_int,
     _check_link,
@@ -398,14 +398,9 @@ def _schedule(outer_lr: float, schedule: str, epoch: int, epochs: int) -> float:
     return outer_lr if schedule == "constant" else outer_lr * (1 - epoch / epochs)
 
 
-def _check_common(task: Task, steps: int, lr: float, outer_lr: float, schedule: str) -> float:
+def _check_task(task: Task) -> None:
     if not isinstance(task, Task):
         raise TypeError(f"task must be a learnlaw Task, got {type(task).__name__}")
-    _check_int("steps", steps, 1)
-    check_lr(outer_lr)
-    if schedule not in ("constant", "linear"):
-        raise ValueError(f"schedule must be 'constant' or 'linear', got {schedule!r}")
-    return check_lr(lr)
 
 
 def fit_block_policy(
@@ -468,9 +463,10 @@ def fit_block_policy(
         DivergenceError: the uniform baseline run diverges, or epoch 0 does (the initial
             policy's sweep, or its ∂J/∂γ is not finite): the message names the step and lr.
     """
-    checks.check_steps(steps)
-    checks.check_lr(lr)
-    checks.check_int(blocks, "blocks", minimum=1, expected="an int ≥ 1")
+    _check_task(task)
+    steps = checks.check_steps(steps)
+    lr = checks.check_lr(lr)
+    blocks = _check_int("blocks", blocks, 1, steps)
     checks.check_lr(outer_lr, "outer_lr")
     checks.check_int(epochs, "epochs", minimum=0)
     checks.check_int(validation_seed, "validation_seed")
@@ -479,8 +475,7 @@ def fit_block_policy(
     checks.check_checkpoint_every(checkpoint_every)
     checks.check_bool(progress, "progress")
     checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
-    lr = _check_common(task, steps, lr, outer_lr, schedule)
-    _check_int("blocks", blocks, 1, steps)
+    checks.check_choice(schedule, "schedule", ("constant", "linear"))
     n = task.n_train
     opts = dict(dtype=task.dtype, device=task.device)
     if initial is None:
@@ -567,10 +562,10 @@ def fit_feature_policy(
     Raises:
         DivergenceError: epoch 0 diverges, as in :func:`fit_block_policy`.
     """
-    checks.check_steps(steps)
-    checks.check_lr(lr)
-    checks.check_int(blocks, "blocks", minimum=1, expected="an int ≥ 1")
-    checks.check_number(temperature, "temperature", minimum=0.0, strict=True)
+    _check_task(task)
+    steps = checks.check_steps(steps)
+    lr = checks.check_lr(lr)
+    blocks = _check_int("blocks", blocks, 1, steps)
     checks.check_lr(outer_lr, "outer_lr")
     checks.check_int(epochs, "epochs", minimum=0)
     checks.check_int(validation_seed, "validation_seed")
@@ -579,11 +574,9 @@ def fit_feature_policy(
     checks.check_checkpoint_every(checkpoint_every)
     checks.check_bool(progress, "progress")
     checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
-    lr = _check_common(task, steps, lr, outer_lr, schedule)
-    _check_int("blocks", blocks, 1, steps)
+    checks.check_choice(schedule, "schedule", ("constant", "linear"))
     _check_link(link, temperature)
-    if optimizer not in ("adam", "gd"):
-        raise ValueError(f"optimizer must be 'adam' or 'gd', got {optimizer!r}")
+    checks.check_choice(optimizer, "optimizer", ("adam", "gd"))
     features, feature_names, phi = feature_setup(
         task, features, feature_names, blocks, initial, validation, validation_seed
     )

@@ -50,7 +50,6 @@ from learnlaw.core.policy import project_simplex, uniform_policy, validate_polic
 from learnlaw.core.task import Task
 from learnlaw.core.training import Run
 from learnlaw.policies.parametric import (
-    LINKS,
     _check_link,
     block_index,
     block_policy,
@@ -405,8 +404,6 @@ def fit_joint(
     checks.check_number(outer_lr, "outer_lr", minimum=0.0, strict=True, allow_none=True)
     blocks = steps if family == "full" else blocks
     checks.check_int(blocks, "blocks", minimum=1, maximum=steps)
-    checks.check_choice(link, "link", LINKS)
-    checks.check_number(temperature, "temperature", minimum=0.0, strict=True)
     _check_link(link, temperature)
     checks.check_choice(optimizer, "optimizer", ("adam", "gd"))
     n = task.n_train
