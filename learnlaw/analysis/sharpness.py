@@ -33,7 +33,7 @@ from torch import Tensor
 from learnlaw.core import checks
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.policy import validate_policy
-from learnlaw.core.task import Task
+from learnlaw.core.task import Task, check_task
 from learnlaw.core.training import DivergenceError
 
 __all__ = ["sharpness", "top_eigenvalue"]
@@ -120,9 +120,7 @@ def sharpness(
     Raises:
         DivergenceError: θ_t becomes non-finite (names the step and the lr).
     """
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a learnlaw Task, got {type(task).__name__}")
-    checks.check_lr(lr)
+    check_task(task)
     checks.check_int(every, "every", minimum=1)
     checks.check_int(iters, "iters", minimum=1)
     checks.check_int(seed, "seed")

@@ -223,7 +223,7 @@ def optimize_policy(
     same :class:`SearchResult`. ``penalty`` is not supported there.
     """
     checks.check_steps(steps, policy_hint=True)
-    checks.check_lr(lr)
+    lr = checks.check_lr(lr)
     checks.check_lr(outer_lr, "outer_lr")
     checks.check_int(epochs, "epochs", minimum=0)
     checks.check_choice(schedule, "schedule", ("constant", "linear"))
@@ -233,7 +233,6 @@ def optimize_policy(
     checks.check_bool(resume, "resume")
     checks.check_bool(progress, "progress")
     checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
-    lr = checks.check_lr(lr)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)
     shard = shard_of(task)
@@ -242,11 +241,8 @@ def optimize_policy(
             "penalty= is not supported inside a torch.distributed group (a penalty sees the "
             "whole policy); run the penalised search in one process"
         )
-    checks.check_lr(outer_lr, "outer_lr")
     if not (isinstance(epochs, int) and epochs >= 0):
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-    if schedule not in ("constant", "linear"):
-        raise ValueError(f"schedule must be 'constant' or 'linear', got {schedule!r}")
     if not (isinstance(uniform_steps, int) and 0 <= uniform_steps <= steps):
         raise ValueError(f"uniform_steps must be an int in [0, {steps}], got {uniform_steps!r}")
     if resume and checkpoint_dir is None:

@@ -346,6 +346,13 @@ def _check_split_tensors(split: str, pair: tuple, dtype: torch.dtype) -> None:
         )
 
 
+def check_task(task: object) -> Task:
+    """``task`` itself if it is a :class:`Task`, else an error naming the type received."""
+    if not isinstance(task, Task):
+        raise ArgumentTypeError(f"task must be a learnlaw Task, got {type(task).__name__}")
+    return task
+
+
 def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:
     """A copy of ``task`` whose desired split loses ``n_holdout`` random examples to its test split.
 

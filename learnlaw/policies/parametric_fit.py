@@ -68,7 +68,7 @@ from learnlaw.core.metrics import compression_ratio, empirical_acceleration_rati
 from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
-from learnlaw.core.task import Task
+from learnlaw.core.task import Task, check_task
 from learnlaw.core.training import DivergenceError, Run, train
 from learnlaw.policies.parametric import (
     _check_int,
@@ -154,11 +154,8 @@ def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple
 
 
 def _fit(*args, epochs: int, patience: int | None, tf32: bool, **kwargs):
-    """:func:`_fit_loop` after its argument checks, under ``matmul_precision(tf32)`` (the policy
-    maps and pullbacks; the runs pass ``tf32`` on themselves)."""
-    _check_int("epochs", epochs, 0)
-    if patience is not None:
-        _check_int("patience", patience, 1)
+    """:func:`_fit_loop` under ``matmul_precision(tf32)`` (the policy maps and pullbacks; the
+    runs pass ``tf32`` on themselves). Its callers have checked ``epochs`` and ``patience``."""
     check_tf32(tf32)
     with matmul_precision(tf32):
         return _fit_loop(*args, epochs=epochs, patience=patience, tf32=tf32, **kwargs)
@@ -398,11 +395,6 @@ def _schedule(outer_lr: float, schedule: str, epoch: int, epochs: int) -> float:
     return outer_lr if schedule == "constant" else outer_lr * (1 - epoch / epochs)
 
 
-def _check_task(task: Task) -> None:
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a learnlaw Task, got {type(task).__name__}")
-
-
 def fit_block_policy(
     task: Task,
     steps: int,
@@ -463,7 +455,7 @@ def fit_block_policy(
         DivergenceError: the uniform baseline run diverges, or epoch 0 does (the initial
             policy's sweep, or its ∂J/∂γ is not finite): the message names the step and lr.
     """
-    _check_task(task)
+    check_task(task)
     steps = checks.check_steps(steps)
     lr = checks.check_lr(lr)
     blocks = _check_int("blocks", blocks, 1, steps)
@@ -562,7 +554,7 @@ def fit_feature_policy(
     Raises:
         DivergenceError: epoch 0 diverges, as in :func:`fit_block_policy`.
     """
-    _check_task(task)
+    check_task(task)
     steps = checks.check_steps(steps)
     lr = checks.check_lr(lr)
     blocks = _check_int("blocks", blocks, 1, steps)

@@ -47,7 +47,7 @@ from torch import Tensor
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
-from learnlaw.core.task import Task
+from learnlaw.core.task import Task, check_task
 from learnlaw.core.training import Run
 from learnlaw.policies.parametric import (
     _check_link,
@@ -153,8 +153,7 @@ def _check_fit_args(
     task, steps, lr, epochs, lr_blocks, blocks_name, validation_seed, patience, track_test,
     checkpoint_every, checkpoint_dir, resume, progress, tf32,
 ) -> tuple[float, int]:  # fmt: skip
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a learnlaw Task, got {type(task).__name__}")
+    check_task(task)
     checks.check_steps(steps)
     lr = checks.check_lr(lr)
     checks.check_int(epochs, "epochs", minimum=0)
