@@ -5,11 +5,15 @@ seeds per perceptron case, ≥ 3 for the Transformer at T ≥ 1000, design seed 
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 
+from learnlaw import LearnlawError
+from learnlaw.analysis.fair_figures import forest_plot, forest_rows
 from learnlaw.analysis.fair_report import (
+    best_by_validation,
     format_paired,
     load_fair,
     paired_between,
@@ -92,3 +96,113 @@ def test_format_paired_and_speedups(case):
     for m in methods:
         for gm, reached, n in speedups(data, "b", m):
             assert 0 <= reached <= n and (reached == 0) == math.isnan(gm)
+
+
+def _synthetic(val_aucs: dict[str, dict[int, float]]) -> dict:
+    """A fair-grid summary with one regime-(b) row per (method, seed) and the given val_auc."""
+    seeds = sorted({s for v in val_aucs.values() for s in v})
+    return {
+        "case": "synthetic",
+        "seeds": [
+            {
+                "seed": s,
+                "regimes": {
+                    "b": {
+                        "rows": [
+                            {"method": m, "val_auc": v[s], "cr_test": 1.0, "final_test": 1.0}
+                            for m, v in val_aucs.items()
+                            if s in v
+                        ]
+                    }
+                },
+            }
+            for s in seeds
+        ],
+    }
+
+
+def test_best_by_validation_takes_the_lowest_geometric_mean_on_common_seeds():
+    # b has the lower arithmetic mean (5.05 < 5.5), a the lower geometric one (√10 ≈ 3.2 < √25.5 ≈ 5.0)
+    data = _synthetic({"a": {1: 1.0, 2: 10.0}, "b": {1: 5.0, 2: 5.1}})
+    assert math.sqrt(1.0 * 10.0) < math.sqrt(5.0 * 5.1)
+    assert best_by_validation(data, ["a", "b"]) == "a"
+    # seed 3 is only c's: it is compared on seeds 1 and 2 alone, where it is worst
+    data = _synthetic({"a": {1: 2.0, 2: 2.0}, "c": {1: 3.0, 2: 3.0, 3: 0.001}})
+    assert best_by_validation(data, ["a", "c"]) == "a"
+    with pytest.raises(ValueError, match="share no seed"):
+        best_by_validation(_synthetic({"a": {1: 1.0}, "b": {2: 1.0}}), ["a", "b"])
+
+
+def test_best_by_validation_never_reads_the_test_split(case):
+    _, data = case
+    law = [m for m in data["paired"]["b"] if m.startswith(("online", "block", "feature", "full"))]
+    best = best_by_validation(data, law)
+    common = set.intersection(*({r["seed"] for r in seed_rows(data, "b", m)} for m in law))
+    score = {
+        m: sum(math.log(r["val_auc"]) for r in seed_rows(data, "b", m) if r["seed"] in common)
+        for m in law
+    }
+    assert score[best] == min(score.values())
+    # scrambling the test numbers does not move the choice
+    scrambled = copy.deepcopy(data)
+    for s in scrambled["seeds"]:
+        for r in s["regimes"]["b"]["rows"]:
+            if "cr_test" in r:
+                r["cr_test"], r["final_test"] = 1 / r["cr_test"], 1 / r["final_test"]
+    assert best_by_validation(scrambled, law) == best
+
+
+def test_forest_rows_are_the_paired_entries(case):
+    name, data = case
+    methods = ["online relu", "block policy (B=10)", "no such method"]
+    rows = forest_rows({name: data}, methods)
+    for r in rows:
+        e = paired_entry(data, "b", r["method"], r["versus"])
+        assert (r["geometric_mean"], r["low"], r["high"], r["beats"]) == (
+            e["cr_ratio"]["geometric_mean"],
+            e["cr_ratio"]["low"],
+            e["cr_ratio"]["high"],
+            e["beats"],
+        )
+        assert r["low"] <= r["geometric_mean"] <= r["high"]
+    have = {(r["method"], r["versus"]) for r in rows}
+    for m in methods:
+        for versus in ("uniform", "scheduled"):
+            present = m in data["paired"]["b"] and f"vs_{versus}" in data["paired"]["b"][m]
+            assert ((m, versus) in have) == present
+    finals = forest_rows({name: data}, methods, key="final_ratio")
+    assert [r["method"] for r in finals] == [r["method"] for r in rows]
+
+
+def test_forest_rows_refuse_bad_arguments():
+    fair = {"noisy512": load_fair("noisy512")}
+    with pytest.raises(LearnlawError, match="key must be 'cr_ratio' or 'final_ratio'"):
+        forest_rows(fair, ["online relu"], key="auc")
+    with pytest.raises(LearnlawError, match="regime must be 'a' or 'b'"):
+        forest_rows(fair, ["online relu"], regime="c")
+    with pytest.raises(LearnlawError, match="none of the methods .* spell them"):
+        forest_rows(fair, ["Online ReLU"])
+
+
+def test_forest_plot_draws_one_mark_per_row_at_its_mean():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fair = {c: load_fair(c) for c in ("clean4096", "noisy512")}
+    methods = ["online relu", "block policy (B=10)"]
+    fig = forest_plot(fair, methods, titles={"noisy512": "flipped"})
+    try:
+        assert len(fig.axes) == 2 and fig.axes[1].get_title() == "flipped"
+        for ax, case in zip(fig.axes, fair):
+            drawn = sorted(
+                float(line.get_xdata()[0])
+                for line in ax.lines
+                if line.get_marker() in ("o", "s") and len(line.get_xdata()) == 1
+            )
+            expect = sorted(r["geometric_mean"] for r in forest_rows({case: fair[case]}, methods))
+            assert drawn == pytest.approx(expect, rel=1e-12)
+            lo, hi = ax.get_xlim()
+            assert lo < 1 < hi and ax.get_xscale() == "log"
+    finally:
+        plt.close(fig)

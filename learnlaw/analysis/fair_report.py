@@ -25,6 +25,7 @@ __all__ = [
     "seed_rows",
     "format_paired",
     "speedups",
+    "best_by_validation",
 ]
 
 
@@ -82,6 +83,29 @@ def paired_over(seeds: list[int], rows: dict, base: dict) -> dict:
         [rows[k]["final_test"] for k in seeds], [base[k]["final_test"] for k in seeds]
     )
     return dict(seeds=list(seeds), cr_ratio=cr, final_ratio=fin, beats=bool(beats(cr, fin.ratios)))
+
+
+def best_by_validation(data: dict, methods: list[str], regime: str = "b") -> str:
+    """The method of ``methods`` with the lowest validation AUC, the selection rule of the grid.
+
+    Each trial's ``val_auc`` is the area under its loss curve on the validation part of the
+    desired set (never the test split), at the η, schedule and epoch that validation chose. The
+    score of a method is the geometric mean of its ``val_auc`` over the seeds where every
+    candidate has a finite row, so that all are compared on the same validation sets.
+
+    Raises:
+        ValueError: no candidate has a row, or the candidates share no seed.
+    """
+    rows = {m: {r["seed"]: r["val_auc"] for r in seed_rows(data, regime, m)} for m in methods}
+    rows = {m: v for m, v in rows.items() if v}
+    common = set.intersection(*(set(v) for v in rows.values())) if rows else set()
+    if not common:
+        raise ValueError(
+            f"the methods {methods} share no seed with a finite row in regime ({regime}) of "
+            f"{data.get('case', 'this case')!r}; pass methods that ran there"
+        )
+    score = {m: float(np.mean([math.log(v[s]) for s in sorted(common)])) for m, v in rows.items()}
+    return min(score, key=score.get)
 
 
 def speedups(data: dict, regime: str, method: str) -> list[tuple[float, int, int]]:
