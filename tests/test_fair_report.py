@@ -176,9 +176,11 @@ def test_forest_rows_are_the_paired_entries(case):
 
 def test_forest_rows_refuse_bad_arguments():
     fair = {"noisy512": load_fair("noisy512")}
-    with pytest.raises(LearnlawError, match="key must be 'cr_ratio' or 'final_ratio'"):
+    with pytest.raises(
+        LearnlawError, match=r"unknown key 'auc'; expected one of \('cr_ratio', 'final_ratio'\)"
+    ):
         forest_rows(fair, ["online relu"], key="auc")
-    with pytest.raises(LearnlawError, match="regime must be 'a' or 'b'"):
+    with pytest.raises(LearnlawError, match=r"unknown regime 'c'; expected one of \('a', 'b'\)"):
         forest_rows(fair, ["online relu"], regime="c")
     with pytest.raises(LearnlawError, match="none of the methods .* spell them"):
         forest_rows(fair, ["Online ReLU"])

@@ -17,13 +17,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from learnlaw.analysis.fair_report import paired_entry
+from learnlaw.core import checks
 from learnlaw.core.checks import ArgumentValueError
 
-__all__ = ["forest_rows", "forest_plot"]
+__all__ = ["forest_rows", "forest_plot", "set_ratio_ticks"]
 
-# the two tuned baselines of regime (b), as paired_entry names them, and how the figure draws them
-# the x ticks a panel may show (log axis, plain numbers)
+# the ticks a ratio axis may show (log axis, plain numbers)
 TICKS = (0.1, 0.25, 0.5, 0.8, 1, 1.25, 2, 4, 8)
+# the two tuned baselines of regime (b), as paired_entry names them, and how the figure draws them
 BASELINES = {
     "uniform": ("tuned constant step", "C0", "o"),
     "scheduled": ("tuned schedule", "C1", "s"),
@@ -49,22 +50,20 @@ def forest_rows(
         ``geometric_mean``, ``low``, ``high`` (the 95% interval), ``beats`` and ``n`` (seeds).
 
     Raises:
-        ArgumentValueError: an unknown ``key`` or ``regime``, or no method of ``methods`` in any case.
+        ArgumentValueError: an unknown ``key`` or ``regime``, or no method of ``methods`` in any case
+            (ArgumentTypeError: a ``key`` or ``regime`` that is not a string).
     """
-    if key not in ("cr_ratio", "final_ratio"):
-        raise ArgumentValueError(f"key must be 'cr_ratio' or 'final_ratio', got {key!r}")
-    if regime not in ("a", "b"):
-        raise ArgumentValueError(f"regime must be 'a' or 'b', got {regime!r}")
+    checks.check_choice(key, "key", ("cr_ratio", "final_ratio"))
+    checks.check_choice(regime, "regime", ("a", "b"))
     rows = []
     for case, data in fair.items():
-        have = data["paired"][regime]
         for method in methods:
             for versus in BASELINES:
                 try:
-                    entry = paired_entry(data, regime, method, versus) if method in have else None
-                except KeyError:
-                    entry = None
-                if entry is None or key not in entry:
+                    entry = paired_entry(data, regime, method, versus)
+                except KeyError:  # the method did not run here, or not against this baseline
+                    continue
+                if key not in entry:
                     continue
                 r = entry[key]
                 rows.append(
@@ -85,6 +84,18 @@ def forest_rows(
             f"cases {list(fair)}; pass method names as the fair-grid files spell them"
         )
     return rows
+
+
+def set_ratio_ticks(axis, ticks, suffix: str = "") -> None:
+    """Label a log-scaled ratio ``axis`` (``ax.xaxis`` or ``ax.yaxis``) at ``ticks`` only, in plain
+    numbers (``f"{t:g}"`` plus ``suffix``), with no minor labels: matplotlib's default log labels
+    (``2 × 10⁰``) crowd a range that spans less than a decade."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
+
+    ticks = list(ticks)
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(FixedFormatter([f"{t:g}{suffix}" for t in ticks]))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def forest_plot(
@@ -109,7 +120,6 @@ def forest_plot(
     """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
     rows = forest_rows(fair, methods, key, regime)
     shown = [m for m in methods if any(r["method"] == m for r in rows)]
@@ -145,10 +155,9 @@ def forest_plot(
         ax.axvline(1, color="gray", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xlim(lo, hi)
-        ticks = [t for t in TICKS if lo <= t <= hi and (hi / lo < 4 or t not in (0.8, 1.25))]
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.xaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in ticks]))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        set_ratio_ticks(
+            ax.xaxis, [t for t in TICKS if lo <= t <= hi and (hi / lo < 4 or t not in (0.8, 1.25))]
+        )
         ax.set_ylim(-0.6, len(shown) - 0.4)
         ax.set_title((titles or {}).get(case, case), fontsize=9)
         ax.set_xlabel(
