@@ -52,6 +52,8 @@ HEADLINE = {
         "sim_conventional",
         "sim_optimal",
         "sim_cr_spearman",
+        "lr_tuned",
+        "ar_tuned",
         "n_params",
         "n_train",
         "steps",
@@ -68,6 +70,8 @@ HEADLINE = {
         "dB_desired",
         "ar_paper_table2_T4000",
         "ar_paper_table2_T1e7",
+        "ar_1e7_test_min",
+        "ar_1e7_test_max",
     ],
 }
 # Parameters that do not change the numbers (where results and checkpoints go, CPU threads).
