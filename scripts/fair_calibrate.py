@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fair_grid as fg  # noqa: E402
 
 EPSILONS = {
-    "block policy (B=10)": [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
+    "block policy (10 blocks)": [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
     "full search": [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
     "feature scorer": [0.003, 0.01, 0.05, 0.2],
 }

@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 import learnlaw as ll
+from learnlaw.analysis.fair_report import FITTED
 from learnlaw.analysis.protocol import _with_train
 from learnlaw.core.metrics import auc
 from learnlaw.core.training import DivergenceError, train
@@ -53,7 +54,6 @@ TRANSFORMER_GRID = [0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
 PAPER_LR = {"clean512": 0.1, "clean4096": 0.1, "noisy512": 0.1, "transformer": 0.5}
 SCHEDULES = [("linear", 0.0), ("linear", 0.05), ("cosine", 0.0), ("cosine", 0.05)]
 CONTROLS = ("direction", "length")
-FITTED = ("block policy (B=10)", "feature scorer", "full search")
 # the schedule searches of scripts/schedule_grid.py, cached beside this grid's trials
 LEARNED = ("learned schedule", "learned schedule + block policy")
 ONLINE = {  # name: (rule, hyperparameter grid); the Transformer runs the first point of each
@@ -64,11 +64,11 @@ ONLINE = {  # name: (rule, hyperparameter grid); the Transformer runs the first 
 EPOCHS, PATIENCE = 30, 8
 # outer steps ε (outer_step="normalized"), chosen on the design seed 0 by scripts/fair_calibrate.py
 # (learnlaw/data/fair/calibration.json); clean4096 was not calibrated and takes clean512's
-OUTER = {"block policy (B=10)": 1e-5, "full search": 1e-6, "feature scorer": 0.01}
+OUTER = {"block policy (10 blocks)": 1e-5, "full search": 1e-6, "feature scorer": 0.01}
 OUTER_BY_CASE = {
     "clean512": OUTER,
     "clean4096": OUTER,
-    "noisy512": {"block policy (B=10)": 1e-5, "full search": 1e-5, "feature scorer": 0.01},
+    "noisy512": {"block policy (10 blocks)": 1e-5, "full search": 1e-5, "feature scorer": 0.01},
 }
 TRANSFORMER_STEPS = 1000
 

@@ -161,7 +161,7 @@ def methods_for(case: str, steps: int, epochs: int):
     if case != "transformer":  # ~18 plain runs each: affordable for the perceptron only
         methods["online quadratic"] = (p(m_online, steps=steps, rule="quadratic"), [dict(cap=4.0)])
     methods |= {
-        "block policy (B=10)": (
+        "block policy (10 blocks)": (
             p(m_block, steps=steps, blocks=10, outer_lr=outer["block"], epochs=epochs),
             [{}],
         ),
@@ -186,9 +186,9 @@ def methods_for(case: str, steps: int, epochs: int):
         ),
     }
     if case == "transformer":  # a policy epoch costs ~3 plain runs of ~20 s: the full search only
-        for name in ("block policy (B=10)", "feature scorer", "full search, warm"):
+        for name in ("block policy (10 blocks)", "feature scorer", "full search, warm"):
             del methods[name]
-    searches = ("block policy (B=10)", "feature scorer", "full search", "full search, warm")
+    searches = ("block policy (10 blocks)", "feature scorer", "full search", "full search, warm")
     grids = {name: (search_lrs if name in searches else lrs) for name in methods}
     return methods, grids
 

@@ -76,7 +76,7 @@ def learned(g: Grid, method: str, lr: float, start: torch.Tensor) -> dict:
     )  # fmt: skip
     transformer = g.case == "transformer"
     epochs = TRANSFORMER_EPOCHS if transformer else LEARNED_EPOCHS
-    eps = None if transformer else g.outer["block policy (B=10)"]
+    eps = None if transformer else g.outer["block policy (10 blocks)"]
     if method == "learned schedule":
         res = ll.fit.fit_schedule(
             g.val, g.steps, lr, epochs, blocks=None, outer_lr=LR_OUTER, lr_norm=lr_norm(),

@@ -13,6 +13,9 @@ import pytest
 from learnlaw import LearnlawError
 from learnlaw.analysis.fair_figures import forest_plot, forest_rows
 from learnlaw.analysis.fair_report import (
+    FITTED,
+    LAW,
+    ONLINE,
     best_by_validation,
     format_paired,
     load_fair,
@@ -39,6 +42,16 @@ def test_report_seeds_and_horizon(case):
         assert len(seeds) >= 3 and data["steps"] >= 1000
     else:
         assert len(seeds) >= 5
+
+
+def test_method_groups_are_the_grids(case):
+    """ONLINE, FITTED and LAW name what the grid ran: the JSON's own lists, and every Law method
+    with a paired entry is one of LAW."""
+    _, data = case
+    assert tuple(data["online"]) == ONLINE and tuple(data["fitted"]) == FITTED
+    paired = set(data["paired"]["b"])
+    law_like = {m for m in paired if m.split(",")[0] in ONLINE + FITTED and "control" not in m}
+    assert law_like <= set(LAW) and set(LAW) & paired
 
 
 def test_paired_entries_are_recomputed_from_the_rows(case):
@@ -154,7 +167,7 @@ def test_best_by_validation_never_reads_the_test_split(case):
 
 def test_forest_rows_are_the_paired_entries(case):
     name, data = case
-    methods = ["online relu", "block policy (B=10)", "no such method"]
+    methods = ["online relu", "block policy (10 blocks)", "no such method"]
     rows = forest_rows({name: data}, methods)
     for r in rows:
         e = paired_entry(data, "b", r["method"], r["versus"])
@@ -192,7 +205,7 @@ def test_forest_plot_draws_one_mark_per_row_at_its_mean():
     import matplotlib.pyplot as plt
 
     fair = {c: load_fair(c) for c in ("clean4096", "noisy512")}
-    methods = ["online relu", "block policy (B=10)"]
+    methods = ["online relu", "block policy (10 blocks)"]
     fig = forest_plot(fair, methods, titles={"noisy512": "flipped"})
     try:
         assert len(fig.axes) == 2 and fig.axes[1].get_title() == "flipped"

@@ -205,9 +205,9 @@ def test_bad_inputs():
         feature_policy(torch.zeros(2, 3, dtype=F64), feats, T)
     with pytest.raises(ValueError, match="N = 20 rows"):
         fit_feature_policy(task, T, LR, features=feats[:5], progress=False)
-    with pytest.raises(ValueError, match="B = 2 blocks"):
+    with pytest.raises(ValueError, match="Q = 2 blocks"):
         fit_feature_policy(task, T, LR, features=feats.expand(3, -1, -1), blocks=2)
-    with pytest.raises(ValueError, match="3 blocks but phi has B = 2"):
+    with pytest.raises(ValueError, match="3 blocks but phi has Q = 2"):
         feature_policy(phi, feats.expand(3, -1, -1), T)
     with pytest.raises(ValueError, match="non-finite"):
         feature_policy(phi, feats * torch.nan, T)

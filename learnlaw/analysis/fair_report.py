@@ -18,6 +18,9 @@ from learnlaw.analysis.paired import PairedRatio, beats, paired_ratio
 from learnlaw.data import load_json
 
 __all__ = [
+    "ONLINE",
+    "FITTED",
+    "LAW",
     "load_fair",
     "paired_entry",
     "paired_between",
@@ -27,6 +30,14 @@ __all__ = [
     "speedups",
     "best_by_validation",
 ]
+
+#: The online Law rules of the grid (one step ahead, no search), in table order.
+ONLINE = ("online relu", "online power", "online relu, line search")
+#: The fitted Law policies (an outer search through the exact adjoint), in table order.
+FITTED = ("block policy (10 blocks)", "feature scorer", "full search")
+#: Every Law method of the fair comparison: the online rules, the fitted policies, and each fitted
+#: policy trained under the tuned classic schedule.
+LAW = (*ONLINE, *FITTED, *(f"{m}, scheduled" for m in FITTED))
 
 
 def load_fair(case: str) -> dict:

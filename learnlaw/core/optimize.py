@@ -64,7 +64,7 @@ def rms_normalize(g: Tensor, shard=None) -> Tensor:
     columns (two all-reduces of one float).
 
     Args:
-        g: a finite gradient of any shape (``(T, N)`` or a rank's ``(T, N_r)`` block, ``(B, D)``).
+        g: a finite gradient of any shape (``(T, N)`` or a rank's ``(T, N_r)`` block, ``(Q, D)``).
         shard: this rank's :class:`~learnlaw.core.distributed.Shard`, or ``None``.
 
     Returns:
@@ -210,7 +210,7 @@ def optimize_policy(
             Part of the saved configuration (states saved before it existed read as
             ``"plain"``). A diverging epoch still raises here (:class:`DivergenceError`, a
             sweep's or a non-finite ∂J/∂γ's, naming the epoch and lr); for the best-finite-epoch
-            rule use :func:`~learnlaw.fit.fit_block_policy` with B = T, the
+            rule use :func:`~learnlaw.fit.fit_block_policy` with Q = T, the
             same search (keeping the best policy here would hold a second (T, N) copy and save
             it in every checkpoint, for resume to return the same result).
 
@@ -241,10 +241,6 @@ def optimize_policy(
             "penalty= is not supported inside a torch.distributed group (a penalty sees the "
             "whole policy); run the penalised search in one process"
         )
-    if not (isinstance(epochs, int) and epochs >= 0):
-        raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-    if not (isinstance(uniform_steps, int) and 0 <= uniform_steps <= steps):
-        raise ValueError(f"uniform_steps must be an int in [0, {steps}], got {uniform_steps!r}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir, where the interrupted search saved")
     config = SearchConfig(

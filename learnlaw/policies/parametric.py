@@ -2,14 +2,14 @@
 
 A full policy has T·N free weights; the families here tie them together so that a search over
 φ has far fewer degrees of freedom (the question of issue 12: do fewer free parameters transfer
-to held-out data where the T×N search over-fits?). Both families split the T steps into B blocks
-of consecutive steps, b(t) = ⌊t·B/T⌋ (sizes differ by at most one), and give every step of a
+to held-out data where the T×N search over-fits?). Both families split the T steps into Q blocks
+of consecutive steps, b(t) = ⌊t·Q/T⌋ (sizes differ by at most one), and give every step of a
 block the same row γ_t = g_{b(t)}.
 
-* **Block policy**: φ ∈ (B, N), every row on the simplex; g_b = φ_b.
+* **Block policy**: φ ∈ (Q, N), every row on the simplex; g_b = φ_b.
 * **Feature scorer**: fixed per-example features F ∈ (N, D) — or one set per block,
-  F ∈ (B, N, D) (e.g. measured along a reference run, :mod:`learnlaw.policies.parametric_features`)
-  — and φ ∈ (B, D) (unconstrained); scores s_{b,n} = f_{b,n}ᵀ φ_b and g_b = link(s_b) with
+  F ∈ (Q, N, D) (e.g. measured along a reference run, :mod:`learnlaw.policies.parametric_features`)
+  — and φ ∈ (Q, D) (unconstrained); scores s_{b,n} = f_{b,n}ᵀ φ_b and g_b = link(s_b) with
   ``"softmax"``: g_b = softmax(s_b / τ) (every weight positive), or
   ``"sparsemax"``: g_b = Proj_Δ(1/N + s_b / (τN)) (the Euclidean projection onto the simplex,
   which switches examples off exactly, as the Law's optimal policies do). Both give the uniform
@@ -49,24 +49,19 @@ __all__ = [
 LINKS = ("softmax", "sparsemax")
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    span = f"[{low}, {high}]" if high is not None else f"≥ {low}"
-    return checks.check_int(value, name, minimum=low, maximum=high, expected=f"an int {span}")
-
-
 def block_index(steps: int, blocks: int, device: torch.device | str | None = None) -> Tensor:
-    """b(t) = ⌊t·B/T⌋ for t = 0…T−1, shape ``(T,)`` (int64); B = T gives b(t) = t.
+    """b(t) = ⌊t·Q/T⌋ for t = 0…T−1, shape ``(T,)`` (int64); Q = T gives b(t) = t.
 
     Raises:
-        ValueError: unless 1 ≤ B ≤ T.
+        ValueError: unless 1 ≤ Q ≤ T.
     """
-    _check_int("steps", steps, 1)
-    _check_int("blocks", blocks, 1, steps)
+    checks.check_int(steps, "steps", minimum=1)
+    checks.check_int(blocks, "blocks", minimum=1, maximum=steps)
     return torch.arange(steps, device=device) * blocks // steps
 
 
 def _sum_over_blocks(grad_gamma: Tensor, blocks: int) -> Tensor:
-    """G_b = Σ_{t∈b} ∂J/∂γ_t, ``(T, N) → (B, N)``."""
+    """G_b = Σ_{t∈b} ∂J/∂γ_t, ``(T, N) → (Q, N)``."""
     if not (isinstance(grad_gamma, Tensor) and grad_gamma.ndim == 2):
         raise ValueError(
             f"∂J/∂γ must be a (T, N) tensor, got {getattr(grad_gamma, 'shape', type(grad_gamma))}"
@@ -77,16 +72,16 @@ def _sum_over_blocks(grad_gamma: Tensor, blocks: int) -> Tensor:
 
 
 def block_policy(phi: Tensor, steps: int) -> Tensor:
-    """γ_t = φ_{b(t)}: a ``(T, N)`` policy from ``(B, N)`` block rows on the simplex.
+    """γ_t = φ_{b(t)}: a ``(T, N)`` policy from ``(Q, N)`` block rows on the simplex.
 
     Args:
-        phi: ``(B, N)``, every row on the simplex (e.g. from :func:`project_simplex`).
-        steps: T ≥ B.
+        phi: ``(Q, N)``, every row on the simplex (e.g. from :func:`project_simplex`).
+        steps: T ≥ Q.
     """
     checks.check_steps(steps)
     if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.dtype.is_floating_point):
         raise ValueError(
-            "phi must be a floating-point (B, N) tensor of block rows on the simplex, got "
+            "phi must be a floating-point (Q, N) tensor of block rows on the simplex, got "
             f"{getattr(phi, 'shape', type(phi).__name__)}"
         )
     idx = block_index(steps, len(phi), phi.device)
@@ -94,12 +89,12 @@ def block_policy(phi: Tensor, steps: int) -> Tensor:
 
 
 def block_pullback(grad_gamma: Tensor, blocks: int) -> Tensor:
-    """∂J/∂φ of a block policy: ``(T, N)`` ∂J/∂γ → ``(B, N)`` block sums G_b."""
+    """∂J/∂φ of a block policy: ``(T, N)`` ∂J/∂γ → ``(Q, N)`` block sums G_b."""
     return _sum_over_blocks(grad_gamma, blocks)
 
 
 def coarsen_policy(policy: Tensor, blocks: int) -> Tensor:
-    """The block rows that average a full ``(T, N)`` policy over each block, ``(B, N)``.
+    """The block rows that average a full ``(T, N)`` policy over each block, ``(Q, N)``.
 
     Means of simplex rows are on the simplex, so this warm-starts a block search from any policy
     (e.g. an online rule's). ``block_policy(coarsen_policy(γ, T), T)`` is γ.
@@ -113,19 +108,19 @@ def coarsen_policy(policy: Tensor, blocks: int) -> Tensor:
 def _check_features(phi: Tensor, features: Tensor) -> None:
     if not (isinstance(features, Tensor) and features.ndim in (2, 3)):
         raise ValueError(
-            "features must be an (N, D) tensor (one row per training example) or (B, N, D) "
+            "features must be an (N, D) tensor (one row per training example) or (Q, N, D) "
             f"(one set per block), got {getattr(features, 'shape', type(features).__name__)}; "
             "build one with learnlaw.policies.example_features(task)"
         )
     d = features.shape[-1]
     if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.shape[1] == d):
         raise ValueError(
-            f"phi must have shape (B, D) with D = {d} feature columns, got "
+            f"phi must have shape (Q, D) with D = {d} feature columns, got "
             f"{getattr(phi, 'shape', type(phi).__name__)}"
         )
     if features.ndim == 3 and len(features) != len(phi):
         raise ValueError(
-            f"per-block features have {len(features)} blocks but phi has B = {len(phi)} rows"
+            f"per-block features have {len(features)} blocks but phi has Q = {len(phi)} rows"
         )
     if not bool(torch.isfinite(features).all()):
         raise ValueError("features has non-finite entries; fix or drop those columns")
@@ -137,7 +132,7 @@ def _check_link(link: str, temperature: float) -> None:
 
 
 def feature_scores(phi: Tensor, features: Tensor) -> Tensor:
-    """s_{b,n} = f_{b,n}ᵀ φ_b, shape ``(B, N)`` (F ``(N, D)`` shared or ``(B, N, D)``)."""
+    """s_{b,n} = f_{b,n}ᵀ φ_b, shape ``(Q, N)`` (F ``(N, D)`` shared or ``(Q, N, D)``)."""
     _check_features(phi, features)
     if features.ndim == 2:
         return phi @ features.to(phi).T
@@ -162,10 +157,10 @@ def feature_policy(
     """γ_t = link(F φ_{b(t)}): the ``(T, N)`` policy of a feature scorer (see the module doc).
 
     Args:
-        phi: ``(B, D)`` score weights, one row per block (zeros give the uniform policy).
-        features: F, ``(N, D)`` fixed per-example features, or ``(B, N, D)`` one set per block
+        phi: ``(Q, D)`` score weights, one row per block (zeros give the uniform policy).
+        features: F, ``(N, D)`` fixed per-example features, or ``(Q, N, D)`` one set per block
             (:mod:`learnlaw.policies.parametric_features`).
-        steps: T ≥ B.
+        steps: T ≥ Q.
         link: ``"softmax"`` or ``"sparsemax"``.
         temperature: τ.
     """
@@ -183,9 +178,9 @@ def feature_pullback(
     link: str = "softmax",
     temperature: float = 1.0,
 ) -> Tensor:
-    """∂J/∂φ of a feature scorer from ∂J/∂γ ``(T, N)``; returns ``(B, D)`` (formulas above)."""
+    """∂J/∂φ of a feature scorer from ∂J/∂γ ``(T, N)``; returns ``(Q, D)`` (formulas above)."""
     _check_link(link, temperature)
-    rows = _link(feature_scores(phi, features), link, temperature)  # g_b, (B, N)
+    rows = _link(feature_scores(phi, features), link, temperature)  # g_b, (Q, N)
     big_g = _sum_over_blocks(grad_gamma.to(phi), len(phi))  # G_b
     if big_g.shape[1] != rows.shape[1]:
         raise ValueError(

@@ -5,7 +5,7 @@ policy; because F does not depend on φ, γ(φ) is a fixed differentiable map an
 the adjoint's ∂J/∂γ to φ is exact. Two builders:
 
 * :func:`example_features`: ``(N, D)`` at one θ (default θ₀), shared by every block;
-* :func:`trajectory_features`: ``(B, N, D)``, the same columns at the first step of every block
+* :func:`trajectory_features`: ``(Q, N, D)``, the same columns at the first step of every block
   along a reference run (default the uniform policy), so that a block's scorer sees what the
   examples contribute at that stage of training — a fitted, fixed counterpart of the online rules
   that read CT_n off θ_t.
@@ -73,7 +73,7 @@ def _columns(task: Task, params, grad_norm: bool, use_kinds: bool) -> dict[str, 
 def _assemble(
     blocks: list[dict[str, Tensor]], standardize: bool, columns: Sequence[str] | None
 ) -> tuple[Tensor, list[str]]:
-    """Stack column dicts into ``(B, N, D)``; z-score per block; drop columns constant everywhere."""
+    """Stack column dicts into ``(Q, N, D)``; z-score per block; drop columns constant everywhere."""
     available = list(blocks[0])
     if columns is not None:
         unknown = [c for c in columns if c not in available]
@@ -83,7 +83,7 @@ def _assemble(
             )
     names, planes = [], []
     for name in available if columns is None else columns:
-        cols = torch.stack([b[name] for b in blocks])  # (B, N)
+        cols = torch.stack([b[name] for b in blocks])  # (Q, N)
         if name != "bias" and standardize:
             std = cols.std(dim=1, keepdim=True)
             scale = cols.abs().amax(dim=1, keepdim=True).clamp_min(1)
@@ -166,10 +166,10 @@ def trajectory_features(
     policy, lr)`` (default the uniform policy), and standardised within the block. The other
     arguments are those of :func:`example_features`.
 
-    Cost: one training run keeping its trajectory (T·P floats) plus B feature evaluations.
+    Cost: one training run keeping its trajectory (T·P floats) plus Q feature evaluations.
 
     Returns:
-        ``(F, names)`` with F of shape ``(B, N, D)``.
+        ``(F, names)`` with F of shape ``(Q, N, D)``.
     """
     checks.check_steps(steps)
     checks.check_lr(lr)

@@ -5,9 +5,9 @@ L_dsr(θ_t) and ∂J/∂γ, pulls the gradient back to φ (:mod:`learnlaw.polici
 updates φ:
 
 * block policies (:func:`fit_block_policy`): projected gradient descent on the simplex rows,
-  φ_b ← Proj_Δ(φ_b − ε_e ∂J/∂φ_b) — with B = T exactly the step of
-  :func:`~learnlaw.optimize_policy`. ∂J/∂φ_b sums |b| ≈ T/B rows of ∂J/∂γ, so a
-  step as large per row as the full search's ε needs about ε·B/T.
+  φ_b ← Proj_Δ(φ_b − ε_e ∂J/∂φ_b) — with Q = T exactly the step of
+  :func:`~learnlaw.optimize_policy`. ∂J/∂φ_b sums |b| ≈ T/Q rows of ∂J/∂γ, so a
+  step as large per row as the full search's ε needs about ε·Q/T.
 * feature scorers (:func:`fit_feature_policy`): Adam (β = 0.9, 0.999; default) or plain gradient
   descent on the unconstrained φ; Adam's steps are about ε per coordinate whatever the scale of
   ∂J/∂φ, which suits standardised features.
@@ -71,7 +71,6 @@ from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task, check_task
 from learnlaw.core.training import DivergenceError, Run, train
 from learnlaw.policies.parametric import (
-    _check_int,
     _check_link,
     block_policy,
     block_pullback,
@@ -95,7 +94,7 @@ class ParametricResult:
 
     Attributes:
         policy: the chosen γ(φ), ``(T, N)``.
-        phi: the chosen φ (``(B, N)`` block rows or ``(B, D)`` score weights).
+        phi: the chosen φ (``(Q, N)`` block rows or ``(Q, D)`` score weights).
         history: one dict per evaluated φ, epochs 0, 1, …: ``epoch``, ``J`` (AUC on the fitted
             desired part), ``seconds`` (since the start), ``zero_fraction``; ``test_auc``,
             ``cr_test``, ``ar_test`` (against the uniform policy on the test split) when the test
@@ -138,7 +137,9 @@ def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple
         return task, None
     if isinstance(validation, int) and not isinstance(validation, bool):
         k = task.n_desired
-        _check_int("validation (desired examples held out)", validation, 1, k - 1)
+        checks.check_int(
+            validation, "validation (desired examples held out)", minimum=1, maximum=k - 1
+        )
         perm = torch.randperm(k, generator=torch.Generator().manual_seed(seed)).to(task.device)
         x, y = task.desired
         keep, held = perm[: k - validation], perm[k - validation :]
@@ -361,7 +362,7 @@ def feature_setup(
     validation_seed: int,
 ) -> tuple[Tensor, list[str] | None, Tensor]:
     """A feature scorer's F (default: :func:`example_features` of the fitted part), its names,
-    and the start φ ``(B, D)`` (zeros: the uniform policy), checked against N and B."""
+    and the start φ ``(Q, D)`` (zeros: the uniform policy), checked against N and Q."""
     opts = dict(dtype=task.dtype, device=task.device)
     if features is None:
         fit_task, _ = split_validation(task, validation, validation_seed)
@@ -372,13 +373,13 @@ def feature_setup(
     per_block = isinstance(features, Tensor) and features.shape[:-1] == (blocks, n)
     if not (shared or per_block):
         raise ValueError(
-            f"features must be an (N, D) tensor with N = {n} rows or (B, N, D) with B = {blocks}"
+            f"features must be an (N, D) tensor with N = {n} rows or (Q, N, D) with Q = {blocks}"
             f" blocks, got {getattr(features, 'shape', type(features).__name__)}"
         )
     d = features.shape[-1]
     phi = torch.zeros(blocks, d, **opts) if initial is None else initial.to(**opts).clone()
     if phi.shape != (blocks, d):
-        raise ValueError(f"initial must have shape (B, D) = ({blocks}, {d}), got {phi.shape}")
+        raise ValueError(f"initial must have shape (Q, D) = ({blocks}, {d}), got {phi.shape}")
     return features, feature_names, phi
 
 
@@ -414,20 +415,20 @@ def fit_block_policy(
     tf32: bool = False,
     outer_step: str = "plain",
 ) -> ParametricResult:
-    """Fit a block policy (B rows shared over blocks of consecutive steps) by projected GD.
+    """Fit a block policy (Q rows shared over blocks of consecutive steps) by projected GD.
 
     Cost per epoch: one adjoint sweep (≈ 2–3 training runs), plus one training run for the test
-    curve when a validation part is used; memory: that of the sweep plus B·N floats.
+    curve when a validation part is used; memory: that of the sweep plus Q·N floats.
 
     Args:
         task: the task; J uses its desired split (minus the validation part).
         steps: T.
         lr: η of the inner gradient descent.
-        blocks: B, 1 ≤ B ≤ T (B = T: the full T×N search; B = 1: one static reweighting).
-        outer_lr: ε (on J in nats; see the module note on scaling with T/B).
+        blocks: Q, 1 ≤ Q ≤ T (Q = T: the full T×N search; Q = 1: one static reweighting).
+        outer_lr: ε (on J in nats; see the module note on scaling with T/Q).
         epochs: the number of updates E.
         schedule: ``"constant"`` or ``"linear"`` (ε_e = ε(1 − e/E)).
-        initial: ``(B, N)`` start (default uniform); see
+        initial: ``(Q, N)`` start (default uniform); see
             :func:`~learnlaw.policies.parametric.coarsen_policy` to start from a full policy.
         validation: a count of desired examples held out at random, or an extra
             ``(inputs, targets)`` desired part; chooses the returned epoch.
@@ -441,14 +442,14 @@ def fit_block_policy(
             GPU (:func:`~learnlaw.profile.matmul_precision`): faster, relative rounding
             2⁻¹¹ per matmul input; no effect on the CPU or in float64.
         outer_step: ``"plain"`` (φ_b ← Proj_Δ(φ_b − ε_e ∂J/∂φ_b)) or ``"normalized"``
-            (∂J/∂φ divided by its root mean square over all B·N entries first: invariant to
+            (∂J/∂φ divided by its root mean square over all Q·N entries first: invariant to
             the gradient's scale, ε a step per entry in units of φ, e.g. ≈ 0.1/N; see the
             module note).
 
     Returns:
         A :class:`ParametricResult`; its tensors (policy, φ, runs) are on the task's device,
         its history Python floats. No policy is kept along the way: only the best φ
-        (B·N floats) is held. A divergence after epoch 0 stops the fit and returns the best
+        (Q·N floats) is held. A divergence after epoch 0 stops the fit and returns the best
         finite epoch so far, with ``stopped`` saying why.
 
     Raises:
@@ -458,7 +459,7 @@ def fit_block_policy(
     check_task(task)
     steps = checks.check_steps(steps)
     lr = checks.check_lr(lr)
-    blocks = _check_int("blocks", blocks, 1, steps)
+    blocks = checks.check_int(blocks, "blocks", minimum=1, maximum=steps)
     checks.check_lr(outer_lr, "outer_lr")
     checks.check_int(epochs, "epochs", minimum=0)
     checks.check_int(validation_seed, "validation_seed")
@@ -524,28 +525,28 @@ def fit_feature_policy(
 ) -> ParametricResult:
     """Fit a feature scorer γ_t = link(F φ_{b(t)}) by Adam (or GD) on the exact ∂J/∂φ.
 
-    Cost per epoch: as :func:`fit_block_policy`, plus O(B·N·D) for the map and its pullback.
+    Cost per epoch: as :func:`fit_block_policy`, plus O(Q·N·D) for the map and its pullback.
 
     Args:
         task: the task.
         steps: T.
         lr: η of the inner gradient descent.
-        features: F ``(N, D)`` shared by the blocks, or ``(B, N, D)`` per block (e.g.
+        features: F ``(N, D)`` shared by the blocks, or ``(Q, N, D)`` per block (e.g.
             :func:`~learnlaw.policies.trajectory_features`); default
             :func:`~learnlaw.policies.example_features` of the fitted part
             (θ₀, no oracle kinds, standardised).
         feature_names: names of the columns of a given F (kept in the result).
-        blocks: B, score weights per block of steps (1: one static scorer).
+        blocks: Q, score weights per block of steps (1: one static scorer).
         link: ``"softmax"`` or ``"sparsemax"``; temperature: τ (see the parametric module).
         outer_lr: ε, Adam's step (≈ the change of each φ entry per epoch) or GD's step size.
         epochs: the number of updates E.
         optimizer: ``"adam"`` or ``"gd"``.
         schedule: ``"constant"`` or ``"linear"``.
-        initial: ``(B, D)`` start (default zeros: the uniform policy).
+        initial: ``(Q, D)`` start (default zeros: the uniform policy).
         validation, validation_seed, patience, track_test, checkpoint_every, progress, tf32:
             as in :func:`fit_block_policy`.
         outer_step: ``"plain"`` or ``"normalized"``: ∂J/∂φ divided by its root mean square
-            over all B·D weights *before* the optimizer (GD: ε is then the step per weight;
+            over all Q·D weights *before* the optimizer (GD: ε is then the step per weight;
             Adam: its moments average unit-scale gradients, every epoch weighing alike).
 
     Returns:
@@ -557,7 +558,7 @@ def fit_feature_policy(
     check_task(task)
     steps = checks.check_steps(steps)
     lr = checks.check_lr(lr)
-    blocks = _check_int("blocks", blocks, 1, steps)
+    blocks = checks.check_int(blocks, "blocks", minimum=1, maximum=steps)
     checks.check_lr(outer_lr, "outer_lr")
     checks.check_int(epochs, "epochs", minimum=0)
     checks.check_int(validation_seed, "validation_seed")

@@ -24,7 +24,7 @@ stateless, it resumes trivially and does not carry momentum into the divergence 
 too large steps, where Adam's averaged moments would keep pushing η up for several epochs.
 
 **Joint fits** (:func:`fit_joint`) learn the weights from the same sweep: block rows on the
-simplex (``"block"``; ``"full"`` is B = T, the full T×N search) updated by
+simplex (``"block"``; ``"full"`` is Q = T, the full T×N search) updated by
 Proj_Δ(φ − ε ĝ_φ), or a feature scorer γ_t = link(F φ_{b(t)}) updated by Adam (default) or GD
 on ĝ_φ — both pullbacks those of :mod:`learnlaw.policies.parametric` — and each parameter block
 normalized by its own RMS. The epoch loop is :func:`~learnlaw.policies.parametric_fit._fit_loop`
@@ -82,7 +82,7 @@ class ScheduleResult:
         rho: its log-steps ρ, ``(C,)`` CPU tensor.
         policy: ``None`` (uniform weights, :func:`fit_schedule`) or the chosen ``(T, N)`` policy
             on the task's device (:func:`fit_joint`).
-        phi: ``None`` or the chosen weight parameters (``(B, N)`` rows or ``(B, D)`` scores).
+        phi: ``None`` or the chosen weight parameters (``(Q, N)`` rows or ``(Q, D)`` scores).
         history: one dict per evaluated epoch 0, 1, …: ``epoch``, ``J`` (on the fitted desired
             part), ``seconds``, ``zero_fraction``; ``val_auc``, ``ar_val`` with validation;
             ``test_auc``, ``cr_test``, ``ar_test`` when the test curve is tracked (AR against
@@ -371,9 +371,9 @@ def fit_joint(
 
     Args:
         task, steps, lr, epochs: as in :func:`fit_schedule`.
-        family: ``"block"`` (B simplex rows over blocks of steps), ``"full"`` (B = T, the
+        family: ``"block"`` (Q simplex rows over blocks of steps), ``"full"`` (Q = T, the
             full T×N search; ``blocks`` ignored) or ``"feature"`` (a scorer over features).
-        blocks: B, the weight blocks, 1 ≤ B ≤ T.
+        blocks: Q, the weight blocks, 1 ≤ Q ≤ T.
         lr_blocks: C, the schedule's blocks (``None``: one per step).
         outer_lr: ε of the weights: the RMS step per entry of φ (``None``: 0.1/N for
             ``"block"``/``"full"``, about a tenth of a uniform weight; 0.05 for ``"feature"``).
@@ -382,7 +382,7 @@ def fit_joint(
         features, feature_names, link, temperature, optimizer: the scorer of ``"feature"``, as
             in :func:`~learnlaw.fit.fit_feature_policy` (``"adam"`` or
             ``"gd"``; Adam's moments are part of the checkpoint).
-        initial: the start φ (``(B, N)`` rows on the simplex, or ``(B, D)``; default uniform).
+        initial: the start φ (``(Q, N)`` rows on the simplex, or ``(Q, D)``; default uniform).
         initial_lr: the start schedule, as ``initial`` of :func:`fit_schedule`.
         validation, validation_seed, patience, track_test, checkpoint_every, checkpoint_dir,
             resume, callback, progress, tf32: as in :func:`fit_schedule`.
