@@ -111,7 +111,9 @@ def time_call(
 ) -> Timing:
     """Time ``fn()``: one warm-up call, then up to ``repeat`` timed calls.
 
-    The one timer of the bench and of ``scripts/gpu_check.py``, so that their numbers compare.
+    The one timer of the bench and of ``scripts/gpu_check.py``, so that their numbers compare
+    (:func:`bench_case` takes the same minimum after the same warm-up, with a plain run's and an
+    epoch's calls interleaved so that their ratio sees one load).
     The warm-up call pays for what only the first call pays (allocator growth, cuBLAS handles,
     kernel selection, lazy imports); every call is bracketed by a device synchronisation on a
     GPU. Timing stops after ``repeat`` calls, or earlier once ``budget_s`` seconds have passed
@@ -135,12 +137,46 @@ def time_call(
     return Timing(times[len(times) // 2], times[0], len(times), result)
 
 
+def _interleaved_minima(
+    fns: list[Callable[[], Any]], device: torch.device, repeat: int
+) -> list[float]:
+    """The least wall-clock seconds of each of ``fns`` over ``repeat`` rounds, called in turn.
+
+    Each function is called once to warm up, then every round calls all of them one after the
+    other, so that a ratio of two of them compares calls made under the same load: on a shared
+    machine, timing one function's calls and then the other's lets a burst of load fall on one
+    of them only. Cost: ``1 + repeat`` calls of each function.
+    """
+    for fn in fns:
+        fn()
+    _sync(device)
+    best = [math.inf] * len(fns)
+    for _ in range(max(1, repeat)):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
 def bench_case(
     task, steps: int, lr: float, checkpoint_every, repeat: int, tf32: bool = False
 ) -> dict:
+    """One policy epoch against one plain training run of ``task`` under the uniform policy.
+
+    The epoch is an adjoint sweep (``checkpoint_every`` as in
+    :func:`~learnlaw.training.adjoint_sweep`) and a projected step. Both are timed as the least
+    of ``repeat`` calls after one warm-up, in turn (:func:`_interleaved_minima`).
+    Cost: ``1 + repeat`` runs and epochs.
+
+    Returns:
+        A JSON-ready row: sizes, seconds of a run (``train_s``) and of an epoch (``epoch_s``),
+        their ``ratio``, the counted FLOP floor of that ratio where known, and the floats the
+        sweep stored.
+    """
     device = task.device
     policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
-    t_train = time_call(lambda: train(task, policy, lr, tf32=tf32), device, repeat).minimum
     sweeps = []
 
     def epoch():
@@ -152,7 +188,9 @@ def bench_case(
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    t_epoch = time_call(epoch, device, repeat).minimum
+    t_train, t_epoch = _interleaved_minima(
+        [lambda: train(task, policy, lr, tf32=tf32), epoch], device, repeat
+    )
     kernel = resolve_kernels(task.kernels, device)
     flop_ratio = _flop_ratio(task, steps, kernel, checkpoint_every)
     return dict(
@@ -247,7 +285,9 @@ def bench_schedule(task, steps: int, lr: float, repeat: int, tf32: bool = False)
 
     epoch()  # warm-up
     t_train = time_call(lambda: train(task, policy, lr, tf32=tf32), device, repeat).minimum
-    t_epoch = time_call(epoch, device, repeat).minimum
+    t_train, t_epoch = _interleaved_minima(
+        [lambda: train(task, policy, lr, tf32=tf32), epoch], device, repeat
+    )
     return dict(
         case="schedule",
         **_describe(task, steps, tf32),

@@ -91,3 +91,25 @@ def test_time_call_warms_up_then_reports_median_and_minimum_of_the_timed_calls()
     calls.clear()
     slow = time_call(lambda: (calls.append(1), _time.sleep(0.02)), torch.device("cpu"), 50, 0.03)
     assert 1 <= slow.calls < 50  # the budget stops it early
+
+
+def test_bench_case_times_a_run_and_an_epoch_in_turn_and_keeps_each_minimum():
+    import time as _time
+
+    from learnlaw.bench import _interleaved_minima
+
+    order = []
+    a_delays = iter([0.05, 0.03, 0.0, 0.02])  # warm-up first, then three timed rounds
+    b_delays = iter([0.05, 0.02, 0.04, 0.01])
+
+    def a():
+        order.append("a")
+        _time.sleep(next(a_delays))
+
+    def b():
+        order.append("b")
+        _time.sleep(next(b_delays))
+
+    best_a, best_b = _interleaved_minima([a, b], torch.device("cpu"), 3)
+    assert order == ["a", "b"] * 4  # one warm-up each, then a and b alternate
+    assert 0 <= best_a < 0.01 and 0.01 <= best_b < 0.02  # the least of the timed calls only
