@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers import central_difference, random_policy
+from helpers import central_difference, random_policy, tiny_transformer
 from torch.func import functional_call
 
 import learnlaw as ll
@@ -136,20 +136,7 @@ def test_bad_checkpointing_argument():
 
 @pytest.mark.parametrize("kernels", AUTODIFF)
 def test_tiny_transformer_gradient_matches_finite_differences(kernels):
-    from learnlaw.tasks.lm_task import transformer_task
-
-    task = transformer_task(
-        n_train=6,
-        n_desired=3,
-        n_test=3,
-        max_len=8,
-        vocab_size=260,
-        d_model=8,
-        n_heads=2,
-        n_layers=1,
-        dtype=F64,
-        chunk_size=4,
-    ).with_(kernels=kernels)
+    task = tiny_transformer(chunk_size=4).with_(kernels=kernels)
     policy = random_policy(5, task.n_train, seed=7)
     J, grad = ll.policy_gradient(task, policy, 0.5, checkpoint_every=2)
     assert J == pytest.approx(ll.train(task, policy, 0.5).auc(), rel=1e-12)

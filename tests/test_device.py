@@ -9,10 +9,9 @@ number per step (a constant set-up cost is allowed). Both horizons are multiples
 kernels' block of 8 steps, so the per-block checks count exactly.
 """
 
-import warnings
-
 import pytest
 import torch
+from helpers import tiny_transformer
 from torch.func import grad, jvp
 
 import learnlaw as ll
@@ -27,19 +26,7 @@ LR = 0.1
 
 @pytest.fixture(scope="module")
 def tasks():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tiny tokenizer's "fewer tokens than asked"
-        tf = ll.transformer_task(
-            n_train=6,
-            n_desired=3,
-            n_test=3,
-            max_len=6,
-            vocab_size=280,
-            d_model=8,
-            n_heads=2,
-            n_layers=1,
-            device=META,
-        )
+    tf = tiny_transformer(max_len=6, vocab_size=280, dtype=torch.float32, device=META)
     return {
         "perceptron": ll.perceptron_task(dim=8, n_train=32, n_desired=8, n_test=8, device=META),
         "mlp": mlp_task(dim=4, hidden=6, classes=3, n_train=24, n_desired=8, n_test=8, device=META),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import tiny_transformer
 
 import learnlaw as ll
 from learnlaw.tasks.toy import mlp_task
@@ -39,22 +40,9 @@ def mlp(device, kernels="autodiff"):
 
 
 def transformer(device, kernels="autodiff"):
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tiny tokenizer's "fewer tokens than asked"
-        task = ll.transformer_task(
-            n_train=4,
-            n_desired=2,
-            n_test=2,
-            max_len=6,
-            vocab_size=270,
-            d_model=8,
-            n_heads=2,
-            n_layers=1,
-            dtype=F64,
-            device=device,
-        )
+    task = tiny_transformer(
+        n_train=4, n_desired=2, n_test=2, max_len=6, vocab_size=270, device=device
+    )
     return task.with_(kernels=kernels)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import random_policy
+from helpers import random_policy, tiny_transformer
 
 import learnlaw as ll
 from learnlaw.core.checkpoint import CheckpointError
@@ -35,18 +35,7 @@ def make_task(name):
         return mlp_task(
             dim=4, hidden=6, classes=3, n_train=15, n_desired=6, n_test=5, dtype=F64, chunk_size=4
         )
-    return ll.transformer_task(
-        n_train=7,
-        n_desired=3,
-        n_test=3,
-        max_len=8,
-        vocab_size=260,
-        d_model=8,
-        n_heads=2,
-        n_layers=1,
-        dtype=F64,
-        chunk_size=3,
-    )
+    return tiny_transformer(n_train=7, chunk_size=3)
 
 
 class Interrupt(Exception):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import central_difference
+from helpers import central_difference, sparse_random_policy
 
 import learnlaw as ll
 from learnlaw.analysis.diagnostics import kind_weight_shares, law_diagnostics
@@ -21,11 +21,6 @@ def task():
     return ll.perceptron_task(dim=6, n_train=30, n_desired=16, n_test=12, dtype=F64, seed=3)
 
 
-def _random_policy(steps, n, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return ll.project_simplex(torch.rand(steps, n, generator=g, dtype=F64) * 3 / n)
-
-
 def _finite_difference(penalty, policy, direction, h=1e-6):
     return central_difference(lambda p: penalty(p)[0], policy, direction, h)
 
@@ -33,7 +28,7 @@ def _finite_difference(penalty, policy, direction, h=1e-6):
 @pytest.mark.parametrize("make", [lambda: smoothness_penalty(0.7), lambda: entropy_penalty(0.3)])
 def test_penalty_gradients_match_finite_differences(make):
     penalty = make()
-    policy = _random_policy(5, 7).clamp_min(1e-3)  # keep the entropy's log smooth
+    policy = sparse_random_policy(5, 7, spread=3.0).clamp_min(1e-3)  # keep the entropy's log smooth
     g = torch.Generator().manual_seed(1)
     for _ in range(3):
         d = torch.randn(policy.shape, generator=g, dtype=F64)
@@ -61,7 +56,7 @@ def test_entropy_is_minimised_by_the_uniform_policy():
     assert value == pytest.approx(-3 * math.log(5))
     # at the uniform policy the gradient is constant over each row: no projected step moves it
     torch.testing.assert_close(ll.project_simplex(uniform - 0.1 * grad), uniform)
-    assert pen(_random_policy(3, 5))[0] > value
+    assert pen(sparse_random_policy(3, 5, spread=3.0))[0] > value
     # a zero weight gets a finite gradient
     assert torch.isfinite(pen(torch.tensor([[1.0, 0.0]], dtype=F64))[1]).all()
 
@@ -116,7 +111,7 @@ def test_evaluate_policy_of_the_uniform_policy_is_the_baseline(task):
 
 
 def test_law_diagnostics_against_direct_computation(task):
-    policy = _random_policy(15, task.n_train, seed=4)
+    policy = sparse_random_policy(15, task.n_train, seed=4, spread=3.0)
     policy[:, :3] = 0
     policy = policy / policy.sum(1, keepdim=True)
     d = law_diagnostics(task, policy, 0.5, loss_threshold=0.05, head=4)

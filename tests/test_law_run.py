@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import sparse_random_policy, tiny_transformer
 
 from learnlaw.core.law import contribution_trajectory, run_contributions
-from learnlaw.core.policy import project_simplex, uniform_policy
+from learnlaw.core.policy import uniform_policy
 from learnlaw.core.training import train
-from learnlaw.tasks.lm_task import transformer_task
 from learnlaw.tasks.perceptron import perceptron_task
-
-
-def _policy(steps: int, n: int, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    raw = torch.rand(steps, n, generator=g, dtype=torch.float64)
-    return project_simplex(raw * 2 / n)
 
 
 @pytest.mark.parametrize("steps", [1, 7, 8, 21])  # shorter than, equal to and past a block
 def test_matches_the_stored_trajectory_perceptron(steps):
     task = perceptron_task(dim=5, n_train=12, n_desired=6, n_test=6, dtype=torch.float64)
-    policy = _policy(steps, 12)
+    policy = sparse_random_policy(steps, 12)
     run = train(task, policy, 0.7, keep_params=True)
     want = contribution_trajectory(task, run.trajectory[:-1])
     got = run_contributions(task, policy, 0.7)
@@ -36,19 +30,8 @@ def test_matches_the_stored_trajectory_perceptron(steps):
 
 
 def test_matches_the_stored_trajectory_transformer():
-    task = transformer_task(
-        n_train=6,
-        n_desired=3,
-        n_test=3,
-        max_len=6,
-        vocab_size=260,
-        d_model=8,
-        n_heads=2,
-        n_layers=1,
-        seed=1,
-        dtype=torch.float64,
-    )
-    policy = _policy(11, 6, seed=2)
+    task = tiny_transformer(max_len=6, seed=1)
+    policy = sparse_random_policy(11, 6, seed=2)
     run = train(task, policy, 0.5, keep_params=True)
     want = contribution_trajectory(task, run.trajectory[:-1])
     torch.testing.assert_close(run_contributions(task, policy, 0.5), want, rtol=1e-10, atol=1e-12)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import central_difference, random_policy
+from helpers import central_difference, random_policy, tiny_transformer
 
 import learnlaw as ll
 from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
@@ -31,10 +31,7 @@ def mlp(kernels):
 
 
 def transformer(kernels):
-    task = ll.transformer_task(
-        n_train=6, n_desired=3, n_test=3, max_len=8, vocab_size=260, d_model=8, n_heads=2,
-        n_layers=1, dtype=F64, chunk_size=3,
-    )  # fmt: skip
+    task = tiny_transformer(chunk_size=3)
     return task.with_(kernels=kernels), 5, 0.5
 
 
