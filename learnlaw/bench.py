@@ -8,8 +8,9 @@
 prints one JSON line per case: the task, its step kernels, T, N, P, the seconds of a plain training run (uniform
 policy, recording the desired-loss curve), of one policy epoch (adjoint sweep + projection +
 update), their ratio, and the peak trajectory memory (floats held for θ's, and bytes on a GPU).
-Times are the best of ``--repeat`` runs after one warm-up run (:func:`time_call`, the timer
-``scripts/gpu_check.py`` uses too). Ratios, not absolute times, are what carry over
+Times are the best of ``--repeat`` runs after one warm-up run, the rule of :func:`time_call` (the
+timer ``scripts/gpu_check.py`` uses too); the two sides of a ratio are timed in turn, round by
+round, so that both see the same load. Ratios, not absolute times, are what carry over
 between machines. Every line records ``tf32``: with ``--tf32`` the runs and sweeps use TF32
 float32 matmuls on an NVIDIA Ampere+ GPU (:mod:`learnlaw.core.precision`; no effect on the
 CPU or in float64), without it exact float32.
@@ -112,8 +113,9 @@ def time_call(
     """Time ``fn()``: one warm-up call, then up to ``repeat`` timed calls.
 
     The one timer of the bench and of ``scripts/gpu_check.py``, so that their numbers compare
-    (:func:`bench_case` takes the same minimum after the same warm-up, with a plain run's and an
-    epoch's calls interleaved so that their ratio sees one load).
+    (each ratio of the bench — :func:`bench_case`, :func:`bench_online`, :func:`bench_schedule`
+    — takes the same minimum after the same warm-up, its two functions' calls interleaved so
+    that the ratio sees one load: :func:`_interleaved_minima`).
     The warm-up call pays for what only the first call pays (allocator growth, cuBLAS handles,
     kernel selection, lazy imports); every call is bracketed by a device synchronisation on a
     GPU. Timing stops after ``repeat`` calls, or earlier once ``budget_s`` seconds have passed
@@ -251,7 +253,8 @@ def _describe(task, steps: int, tf32: bool) -> dict:
 
 
 def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool = False) -> dict:
-    """One online run of ``rule`` against one plain (uniform) run of the same T."""
+    """One online run of ``rule`` against one plain (uniform) run of the same T, each the least
+    of ``repeat`` calls after one warm-up, in turn (:func:`_interleaved_minima`)."""
     device = task.device
     policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
 
@@ -259,9 +262,9 @@ def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool
         with matmul_precision(tf32):  # online_policy has no tf32= of its own
             return online_policy(task, t, lr, rule)
 
-    online(min(steps, 5))  # warm-up
-    t_train = time_call(lambda: train(task, policy, lr, tf32=tf32), device, repeat).minimum
-    t_online = time_call(lambda: online(steps), device, repeat).minimum
+    t_train, t_online = _interleaved_minima(
+        [lambda: train(task, policy, lr, tf32=tf32), lambda: online(steps)], device, repeat
+    )
     return dict(
         case="online",
         **_describe(task, steps, tf32),
@@ -274,7 +277,8 @@ def bench_online(task, steps: int, lr: float, rule: str, repeat: int, tf32: bool
 
 def bench_schedule(task, steps: int, lr: float, repeat: int, tf32: bool = False) -> dict:
     """One schedule epoch (:func:`learnlaw.schedule_gradient`: one forward + one reverse sweep,
-    then a multiplicative update of η_t) against one plain run of the same T."""
+    then a multiplicative update of η_t) against one plain run of the same T, each the least of
+    ``repeat`` calls after one warm-up, in turn (:func:`_interleaved_minima`)."""
     device = task.device
     policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=device)
     sched = torch.full((steps,), lr, dtype=task.dtype, device=device)
@@ -283,8 +287,6 @@ def bench_schedule(task, steps: int, lr: float, repeat: int, tf32: bool = False)
         _, g = schedule_gradient(task, policy, sched, tf32=tf32)
         return sched * torch.exp(-0.01 * g / g.abs().max().clamp_min(1e-30))
 
-    epoch()  # warm-up
-    t_train = time_call(lambda: train(task, policy, lr, tf32=tf32), device, repeat).minimum
     t_train, t_epoch = _interleaved_minima(
         [lambda: train(task, policy, lr, tf32=tf32), epoch], device, repeat
     )

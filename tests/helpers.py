@@ -30,8 +30,9 @@ def sparse_random_policy(steps: int, n: int, seed: int = 0, spread: float = 2.0)
     """A random policy with zeros, shape ``(steps, n)``, float64: ``Proj_Δ(spread · U / n)``.
 
     U is uniform on [0, 1) from ``seed``; the projection onto the simplex sets the smallest
-    entries of a row to zero (about a third to a half of them for ``spread`` 2 to 3), so the
-    policy exercises the code paths of examples that are switched off.
+    entries of a row to zero where the row sums to more than 1 (measured over 200 rows of 6 to 50
+    entries: about 2% of the entries zero for ``spread`` 2, 11–18% for 3), so the policy
+    exercises the code paths of examples that are switched off.
     """
     from learnlaw import project_simplex
 
