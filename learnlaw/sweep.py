@@ -41,6 +41,7 @@ from urllib.parse import quote
 from tqdm.auto import tqdm
 
 from learnlaw.core.errors import LearnlawError
+from learnlaw.core.optional import require
 
 __all__ = ["SweepError", "run_sweep", "parse_value", "run_id", "check_parameters", "main"]
 
@@ -107,8 +108,7 @@ def check_parameters(notebook: str | os.PathLike, names, results_param: str = "r
     Papermill only warns about an unknown parameter; a sweep over a misspelled name would run
     the same notebook many times. Raises :class:`SweepError` listing the known names.
     """
-    import papermill
-
+    papermill = require("papermill", "a sweep of a notebook")
     known = papermill.inspect_notebook(str(notebook))
     if not known:
         raise SweepError(f"{notebook} has no cell tagged 'parameters' (or it defines no names)")

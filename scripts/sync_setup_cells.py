@@ -38,8 +38,11 @@ import subprocess
 import sys
 
 if importlib.util.find_spec("learnlaw") is None:
+    # learnlaw with what the chapters use (scipy, matplotlib, the coder, the tokenizer);
+    # LEARNLAW_SOURCE: a local folder or any URL pip accepts
     source = os.environ.get("LEARNLAW_SOURCE", "git+{url}@{branch}")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    spec = f"{{source}}[chapters]" if os.path.isdir(source) else f"learnlaw[chapters] @ {{source}}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", spec], check=True)
     importlib.invalidate_caches()
 
 import torch

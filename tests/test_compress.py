@@ -351,4 +351,5 @@ def test_learnlaw_imports_without_constriction_and_the_coder_says_what_is_missin
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "needs the constriction package" in out.stdout and "pip install" in out.stdout
+    assert "needs the optional package constriction" in out.stdout
+    assert "pip install 'learnlaw[coding]'" in out.stdout

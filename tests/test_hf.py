@@ -21,8 +21,8 @@ PAD, V, N = 0, 32, 16
 
 def test_a_missing_transformers_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)  # import then raises ImportError
-    with pytest.raises(ImportError, match=r"pip install transformers.*learnlaw\[hf\]"):
-        hf.require_transformers()
+    with pytest.raises(ll.LearnlawError, match=r"pip install 'transformers>=5'.*learnlaw\[hf\]"):
+        hf.causal_lm_task(None, None, None, None, pad_id=0)
 
 
 @pytest.fixture(scope="module")

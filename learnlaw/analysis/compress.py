@@ -76,6 +76,7 @@ from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.errors import LearnlawError
+from learnlaw.core.optional import require
 
 
 def _constriction():
@@ -85,14 +86,7 @@ def _constriction():
     installed (e.g. a bare GPU machine); only :func:`compress`/:func:`decompress` need it.
     constriction is a compiled extension: its submodules are attributes, not packages.
     """
-    try:
-        import constriction
-    except ImportError as e:
-        raise ImportError(
-            "learnlaw's arithmetic coder needs the constriction package, which is not installed: "
-            "pip install 'constriction>=0.3' (a learnlaw dependency)"
-        ) from e
-    stream = constriction.stream
+    stream = require("constriction", "learnlaw's arithmetic coder").stream
     return stream.model.Categorical, stream.queue.RangeEncoder, stream.queue.RangeDecoder
 
 

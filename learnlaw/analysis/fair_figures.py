@@ -19,6 +19,7 @@ from typing import Any
 from learnlaw.analysis.fair_report import paired_entry
 from learnlaw.core import checks
 from learnlaw.core.checks import ArgumentValueError
+from learnlaw.core.optional import require
 
 __all__ = ["forest_rows", "forest_plot", "set_ratio_ticks"]
 
@@ -90,7 +91,9 @@ def set_ratio_ticks(axis, ticks, suffix: str = "") -> None:
     """Label a log-scaled ratio ``axis`` (``ax.xaxis`` or ``ax.yaxis``) at ``ticks`` only, in plain
     numbers (``f"{t:g}"`` plus ``suffix``), with no minor labels: matplotlib's default log labels
     (``2 × 10⁰``) crowd a range that spans less than a decade."""
-    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
+    ticker = require("matplotlib.ticker", "set_ratio_ticks")
+    FixedFormatter, FixedLocator = ticker.FixedFormatter, ticker.FixedLocator
+    NullFormatter = ticker.NullFormatter
 
     ticks = list(ticks)
     axis.set_major_locator(FixedLocator(ticks))
@@ -118,8 +121,8 @@ def forest_plot(
     Returns:
         The matplotlib ``Figure`` (one ``Axes`` per case, sharing the method rows).
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
+    plt = require("matplotlib.pyplot", "forest_plot")
+    Line2D = require("matplotlib.lines", "forest_plot").Line2D
 
     rows = forest_rows(fair, methods, key, regime)
     shown = [m for m in methods if any(r["method"] == m for r in rows)]

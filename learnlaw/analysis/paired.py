@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from learnlaw.core import checks
+from learnlaw.core.optional import require
 
 __all__ = [
     "PairedRatio",
@@ -128,8 +129,7 @@ def paired_ratio(method_values, baseline_values, *, confidence: float = 0.95) ->
     mu = float(logs.mean())
     low = high = math.nan
     if n > 1:
-        from scipy.stats import t as student_t
-
+        student_t = require("scipy.stats", "a Student-t interval").t
         half = float(student_t.ppf((1 + conf) / 2, n - 1)) * float(logs.std(ddof=1)) / math.sqrt(n)
         low, high = math.exp(mu - half), math.exp(mu + half)
     return PairedRatio(

@@ -20,6 +20,7 @@ import numpy as np
 
 from learnlaw.core import checks
 from learnlaw.core.metrics import finite_vector as _vector
+from learnlaw.core.optional import require
 
 __all__ = [
     "ScalingFit",
@@ -218,7 +219,7 @@ def _refine(xs, Ls, L0, fixed_L0, lower, upper, inits, space):
         return J
 
     with np.errstate(over="ignore", invalid="ignore"):
-        from scipy.optimize import least_squares  # imported here: 0.8 s, only for fits
+        least_squares = require("scipy.optimize", "a scaling-law fit").least_squares
 
         sol = least_squares(fun, p0, jac=jac, bounds=(lo, hi), x_scale="jac", method="trf")
     if not sol.success or not np.isfinite(sol.x).all():
@@ -378,11 +379,8 @@ def fit_scaling_laws(
             return -combine([_r2_table(x, L, starts[i : i + 1], l0)[0, 0] for L in Ls])
 
         if g_hi > g_lo:
-            from scipy.optimize import minimize_scalar
-
-            res = minimize_scalar(
-                neg_score, bounds=(math.log(g_lo), math.log(g_hi)), method="bounded"
-            )
+            minimize = require("scipy.optimize", "a scaling-law fit").minimize_scalar
+            res = minimize(neg_score, bounds=(math.log(g_lo), math.log(g_hi)), method="bounded")
             if np.isfinite(res.fun) and -res.fun > best:
                 L0_best = upper - math.exp(res.x)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from learnlaw.core import checks
+from learnlaw.core.optional import require
 
 __all__ = ["SimFit", "fit_sim_cr"]
 
@@ -52,8 +53,7 @@ def fit_sim_cr(cr, sim_values, *, b_max: float | None = None) -> SimFit:
     Returns:
         A :class:`SimFit`; call it on CR values to evaluate the fitted curve.
     """
-    from scipy.optimize import minimize_scalar
-
+    minimize_scalar = require("scipy.optimize", "the fit of SIM against CR").minimize_scalar
     checks.check_number(b_max, "b_max", minimum=0.0, strict=True, allow_none=True)
 
     x = np.asarray(cr, dtype=float).ravel()

@@ -2,8 +2,8 @@
 
 ``except learnlaw.LearnlawError`` catches any of them; each also keeps the built-in base it had
 (``ValueError`` for a bad argument or file, ``TypeError`` for a wrong type, ``FloatingPointError``
-for a diverged run, ``MemoryError`` for an exceeded memory budget), so code written against those
-keeps working::
+for a diverged run, ``MemoryError`` for an exceeded memory budget, ``ImportError`` for a missing
+optional package), so code written against those keeps working::
 
     LearnlawError
     ├── ArgumentValueError (ValueError)        learnlaw.core.checks
@@ -13,7 +13,8 @@ keeps working::
     ├── DivergenceError (FloatingPointError)   learnlaw.core.training
     ├── CompressionError (ValueError)          learnlaw.analysis.compress
     ├── MemoryBudgetError (MemoryError)        learnlaw.analysis.unrolled
-    └── SweepError (ValueError)                learnlaw.sweep
+    ├── SweepError (ValueError)                learnlaw.sweep
+    └── MissingDependencyError (ImportError)   learnlaw.core.optional (an extra not installed)
 """
 
 from __future__ import annotations

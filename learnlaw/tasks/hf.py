@@ -21,30 +21,16 @@ Example:
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from learnlaw.core import checks
+from learnlaw.core.optional import require
 from learnlaw.core.task import Task
 from learnlaw.tasks.transformer import sequence_loss
 
-__all__ = ["CausalLM", "causal_lm_task", "require_transformers"]
-
-INSTALL_HINT = (
-    "this needs the optional Hugging Face transformers package: pip install transformers "
-    '(or pip install "learnlaw[hf]")'
-)
-
-
-def require_transformers() -> Any:
-    """Import and return ``transformers``, or raise ``ImportError`` with the install hint."""
-    try:
-        import transformers
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(INSTALL_HINT) from e
-    return transformers
+__all__ = ["CausalLM", "causal_lm_task"]
 
 
 class CausalLM(nn.Module):
@@ -108,7 +94,7 @@ def causal_lm_task(
     checks.check_int(pad_id, "pad_id", minimum=0)
     checks.check_bool(eval_mode, "eval_mode")
     checks.check_int(chunk_size, "chunk_size", minimum=1, allow_none=True)
-    require_transformers()
+    require("transformers", "causal_lm_task")
     config = getattr(lm, "config", None)
     vocab = getattr(config, "vocab_size", None)
     if not isinstance(lm, nn.Module) or not isinstance(vocab, int):

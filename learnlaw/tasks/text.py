@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.optional import require
 
 if TYPE_CHECKING:  # tokenizers is imported where a tokenizer is trained
     from tokenizers import Tokenizer
@@ -69,8 +70,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, min_frequency: int
         raise ValueError(
             f"vocab_size must be an int >= {low} (3 special tokens + 256 bytes), got {vocab_size!r}"
         )
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
+    tk = require("tokenizers", "the byte-level BPE tokenizer of the Transformer task")
+    Tokenizer, decoders, models = tk.Tokenizer, tk.decoders, tk.models
+    pre_tokenizers, trainers = tk.pre_tokenizers, tk.trainers
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -289,14 +291,8 @@ def load_tinystories(
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
         raise ValueError(f"n must be a non-negative int or None, got {n!r}")
     if path is None:
-        try:
-            import datasets  # noqa: PLC0415 - optional dependency
-        except ImportError as e:
-            raise ImportError(
-                "load_tinystories(path=None) downloads TinyStories with the `datasets` library, "
-                "which is not installed; `pip install datasets`, or pass the path of a local "
-                "TinyStories .txt file"
-            ) from e
+        # or pass the path of a local TinyStories .txt file instead
+        datasets = require("datasets", "load_tinystories(path=None), which downloads TinyStories,")
         ds = datasets.load_dataset("roneneldan/TinyStories", split=split)
         texts = ds["text"] if n is None else ds.select(range(min(n, len(ds))))["text"]
         return [t.strip() for t in texts if t.strip()]
