@@ -9,6 +9,8 @@ The top level holds the verbs of the book; everything else lives in a namespace,
 * the exact gradient of the AUC through the whole run (the adjoint): :func:`policy_gradient`
   (∂J/∂γ), :func:`schedule_gradient` (∂J/∂η); the search that follows it:
   :func:`optimize_policy`; the step size chosen on validation: :func:`select_lr`;
+* your own model and data in one call: :func:`reweight` (η chosen on validation for an online
+  rule and for a uniform baseline; θ_T and a trust score per training example);
 * the Learning Law: :func:`contributions`, :func:`sim`;
 * :class:`LearnlawError`, the base of every error learnlaw raises.
 
@@ -53,6 +55,7 @@ from learnlaw.core.policy import project_simplex, uniform_policy
 from learnlaw.core.task import Task
 from learnlaw.core.training import Run, train
 from learnlaw.policies.online import online_policy
+from learnlaw.policies.reweight import reweight
 from learnlaw.policies.tuning import select_lr
 from learnlaw.tasks.lm_task import transformer_task
 from learnlaw.tasks.perceptron import perceptron_task
@@ -71,6 +74,7 @@ __all__ = [
     "perceptron_task",
     "policy_gradient",
     "project_simplex",
+    "reweight",
     "schedule_gradient",
     "select_lr",
     "sim",

@@ -69,6 +69,8 @@ from typing import Any, Callable
 import torch
 
 from learnlaw.core.adjoint import adjoint_sweep, schedule_gradient
+from learnlaw.core.checks import ArgumentValueError
+from learnlaw.core.errors import LearnlawError
 from learnlaw.core.kernels import resolve_kernels
 from learnlaw.core.policy import project_simplex, uniform_policy
 from learnlaw.core.precision import matmul_precision
@@ -95,6 +97,10 @@ TRANSFORMER_QUICK = dict(n_train=8, n_desired=4, n_test=4, max_len=8, vocab_size
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class MeasurementError(LearnlawError, RuntimeError):
+    """A benchmark's measurement subprocess failed; the message ends with its stderr."""
 
 
 @dataclass(frozen=True)
@@ -474,7 +480,7 @@ def measure_one(
             return policy_gradient(task, policy, lr, checkpoint_every="auto")
         if method == "autograd":
             return unrolled_policy_gradient(task, policy, lr, memory_budget_gb=budget_gb)
-        raise ValueError(f"method must be 'adjoint' or 'autograd', got {method!r}")
+        raise ArgumentValueError(f"method must be 'adjoint' or 'autograd', got {method!r}")
 
     run(min(steps, 2), None)  # warm-up (two steps, outside the budget: the measurement has it)
     row = dict(case=case, method=method, T=steps, N=task.n_train, P=task.n_params)
@@ -550,7 +556,7 @@ def bench_vs_autograd(
                     cmd += ["--threads", str(threads)] if threads is not None else []
                     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
                     if done.returncode != 0:
-                        raise RuntimeError(
+                        raise MeasurementError(
                             f"the measurement {case}/{method}/T={steps} failed (exit "
                             f"{done.returncode}); its stderr ends:\n{done.stderr[-2000:]}"
                         )

@@ -10,6 +10,8 @@ its parametric families and the step-size tuner:
   weights → :class:`ScheduleResult`; :func:`schedule_pullback` maps ∂J/∂η_t onto its blocks;
 * :func:`tune_lr` picks η from a callable ``lr → run`` on validation (→ :class:`LrChoice`); :func:`validation_task`
   splits a validation part off the desired set (:func:`learnlaw.select_lr` does both and re-runs);
+* :class:`Reweighted` (what :func:`learnlaw.reweight` returns) and its default grid
+  :data:`DEFAULT_LRS`;
 * :class:`SearchResult` (what :func:`learnlaw.optimize_policy` returns) and
   :class:`CheckpointError` (a resume file that does not match its search).
 """
@@ -17,6 +19,7 @@ its parametric families and the step-size tuner:
 from learnlaw.core.checkpoint import CheckpointError
 from learnlaw.core.optimize import SearchResult
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
+from learnlaw.policies.reweight import DEFAULT_LRS, Reweighted
 from learnlaw.policies.schedule_fit import (
     ScheduleResult,
     fit_joint,
@@ -27,8 +30,10 @@ from learnlaw.policies.tuning import LrChoice, tune_lr, validation_task
 
 __all__ = [
     "CheckpointError",
+    "DEFAULT_LRS",
     "LrChoice",
     "ParametricResult",
+    "Reweighted",
     "ScheduleResult",
     "SearchResult",
     "fit_block_policy",

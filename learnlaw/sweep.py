@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 from tqdm.auto import tqdm
 
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.optional import require
 
@@ -139,7 +140,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def _read_results(path: Path) -> dict:
     results = json.loads(path.read_text())
     if not isinstance(results, dict):
-        raise ValueError(
+        raise ArgumentValueError(
             f"{path} must hold a JSON object (a flat dict), got {type(results).__name__}"
         )
     return results

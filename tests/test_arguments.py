@@ -446,6 +446,21 @@ TABLE = {
         {},
         {"n_holdout": "int+?", "holdout_seed": "int", "criterion": ("choice", "auc")},
     ),
+    "reweight": (
+        lambda e, **kw: L.reweight(
+            e["task"].model, e["task"].loss_fn, e["task"].train, e["task"].desired, **kw
+        ),
+        dict(steps=3, lrs=(0.1,), progress=False),
+        {
+            "steps": "steps",
+            "rule": ("choice", "relu"),
+            "n_holdout": "int+?",
+            "holdout_seed": "int",
+            "criterion": ("choice", "auc"),
+            "vocab_size": "int+?",
+            "progress": "bool",
+        },
+    ),
     "tune_lr": (
         lambda e, **kw: L.fit.tune_lr(lambda lr: None, [0.1], **kw),
         {},

@@ -75,6 +75,7 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.optional import require
 
@@ -150,22 +151,26 @@ class CoderConfig:
         for name, upper in limits.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"CoderConfig.{name} must be an int, got {type(value).__name__} {value!r}."
                 )
             if not 1 <= value < upper:
-                raise ValueError(
+                raise ArgumentValueError(
                     f"CoderConfig.{name} must be in [1, {upper}), got {value}; "
                     f"pass a positive integer, e.g. {name}={getattr(CoderConfig, name)}."
                 )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise TypeError(f"CoderConfig.seed must be an int, got {type(self.seed).__name__}.")
+            raise ArgumentTypeError(
+                f"CoderConfig.seed must be an int, got {type(self.seed).__name__}."
+            )
         if not 0 <= self.seed < 2**64:
-            raise ValueError(f"CoderConfig.seed must be in [0, 2**64), got {self.seed}.")
+            raise ArgumentValueError(f"CoderConfig.seed must be in [0, 2**64), got {self.seed}.")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)):
-            raise TypeError(f"CoderConfig.lr must be a float, got {type(self.lr).__name__}.")
+            raise ArgumentTypeError(
+                f"CoderConfig.lr must be a float, got {type(self.lr).__name__}."
+            )
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"CoderConfig.lr must be finite and > 0, got {self.lr}.")
+            raise ArgumentValueError(f"CoderConfig.lr must be finite and > 0, got {self.lr}.")
         object.__setattr__(self, "lr", float(self.lr))
 
 
@@ -328,7 +333,7 @@ def _as_bytes(data: Data) -> bytes:
         return data.encode("utf-8")
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
-    raise TypeError(
+    raise ArgumentTypeError(
         f"data must be bytes, bytearray, memoryview or str, got {type(data).__name__}; "
         "encode other objects to bytes first."
     )
@@ -338,7 +343,9 @@ def _check_config(config: Optional[CoderConfig]) -> CoderConfig:
     if config is None:
         return CoderConfig()
     if not isinstance(config, CoderConfig):
-        raise TypeError(f"config must be a CoderConfig or None, got {type(config).__name__}.")
+        raise ArgumentTypeError(
+            f"config must be a CoderConfig or None, got {type(config).__name__}."
+        )
     return config
 
 
@@ -568,7 +575,7 @@ def decompress(blob: bytes, config: Optional[CoderConfig] = None, progress: bool
     """
     checks.check_bool(progress, "progress")
     if not isinstance(blob, (bytes, bytearray, memoryview)):
-        raise TypeError(f"blob must be bytes, got {type(blob).__name__}.")
+        raise ArgumentTypeError(f"blob must be bytes, got {type(blob).__name__}.")
     blob = bytes(blob)
     stored, m, alphabet, data_crc, payload = _read_header(blob)
     if config is not None:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.law import (
     contribution_trajectory,
@@ -162,12 +163,12 @@ def kind_weight_shares(
     checks.check_bool(relative, "relative")
     w = torch.as_tensor(policy)
     if w.ndim != 2:
-        raise ValueError(f"policy must have shape (T, N), got {tuple(w.shape)}")
+        raise ArgumentValueError(f"policy must have shape (T, N), got {tuple(w.shape)}")
     out = {}
     for name, mask in kinds.items():
         m = torch.as_tensor(mask, device=w.device)
         if m.shape != (w.shape[1],) or m.dtype != torch.bool:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"kind {name!r} must be a bool mask of shape ({w.shape[1]},), got "
                 f"{m.dtype} {tuple(m.shape)}"
             )

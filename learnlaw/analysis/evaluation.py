@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.metrics import empirical_acceleration_ratio
 from learnlaw.core.task import Task, holdout_split
 from learnlaw.core.training import Run, train
@@ -40,7 +41,9 @@ def evaluate_policy(task: Task, policy: Tensor, lr: float, baseline: Run | None 
             task, uniform_policy(*policy.shape, dtype=task.dtype, device=task.device), lr
         )
     if baseline.steps != run.steps:
-        raise ValueError(f"baseline has T = {baseline.steps} steps but the policy {run.steps}")
+        raise ArgumentValueError(
+            f"baseline has T = {baseline.steps} steps but the policy {run.steps}"
+        )
     return dict(
         J=run.auc("desired"),
         test_auc=run.auc("test"),

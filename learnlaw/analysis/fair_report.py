@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from learnlaw.analysis.paired import PairedRatio, beats, paired_ratio
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.data import load_json
 
 __all__ = [
@@ -75,7 +76,7 @@ def paired_between(data: dict, method: str, baseline: str, regime: str = "b") ->
     b = {r["seed"]: r for r in seed_rows(data, regime, baseline)}
     seeds = sorted(set(a) & set(b))
     if len(seeds) < 2:
-        raise ValueError(
+        raise ArgumentValueError(
             f"{method!r} and {baseline!r} share {len(seeds)} seed(s) with a finite row in regime "
             f"({regime}); a paired interval needs at least 2 (run the grid for more seeds)"
         )
@@ -111,7 +112,7 @@ def best_by_validation(data: dict, methods: list[str], regime: str = "b") -> str
     rows = {m: v for m, v in rows.items() if v}
     common = set.intersection(*(set(v) for v in rows.values())) if rows else set()
     if not common:
-        raise ValueError(
+        raise ArgumentValueError(
             f"the methods {methods} share no seed with a finite row in regime ({regime}) of "
             f"{data.get('case', 'this case')!r}; pass methods that ran there"
         )

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.optional import require
 
 __all__ = [
@@ -49,13 +50,13 @@ def _array(values) -> np.ndarray:
 def _positive_values(values, name: str) -> np.ndarray:
     v = _array(values)
     if v.ndim != 1 or len(v) == 0:
-        raise ValueError(
+        raise ArgumentValueError(
             f"{name} must be a non-empty 1-D sequence of per-seed values, got shape {v.shape}"
         )
     bad = ~(np.isfinite(v) & (v > 0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise ArgumentValueError(
             f"{name} must be finite and > 0 in every seed (a ratio of such values is taken), "
             f"got {float(v[i])!r} at seed index {i}; drop or fix the seeds whose runs diverged"
         )
@@ -119,7 +120,7 @@ def paired_ratio(method_values, baseline_values, *, confidence: float = 0.95) ->
     m = _positive_values(method_values, "method_values")
     b = _positive_values(baseline_values, "baseline_values")
     if m.shape != b.shape:
-        raise ValueError(
+        raise ArgumentValueError(
             f"method_values has {len(m)} seeds but baseline_values {len(b)}; pass one value "
             "per seed for both, in the same seed order"
         )
@@ -146,7 +147,7 @@ def paired_ratio(method_values, baseline_values, *, confidence: float = 0.95) ->
 def _loss_curve(curve, name: str) -> np.ndarray:
     c = _array(curve)
     if c.ndim != 1 or len(c) < 2:
-        raise ValueError(
+        raise ArgumentValueError(
             f"{name} must be a loss curve of shape (T+1,) with T ≥ 1 (losses at θ_0…θ_T), "
             f"got shape {c.shape}"
         )
@@ -184,7 +185,9 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
         for f in fractions
     )
     if not out:
-        raise ValueError("fractions must hold at least one fraction of T, e.g. (1/64, 1/8, 1)")
+        raise ArgumentValueError(
+            "fractions must hold at least one fraction of T, e.g. (1/64, 1/8, 1)"
+        )
     return out
 
 
@@ -214,7 +217,9 @@ def targets_from_baseline(baseline_curve, fractions: Sequence[float] = DEFAULT_F
     """
     c = _loss_curve(baseline_curve, "baseline_curve")
     if not np.isfinite(c).all():
-        raise ValueError("baseline_curve has non-finite entries; a diverged run sets no targets")
+        raise ArgumentValueError(
+            "baseline_curve has non-finite entries; a diverged run sets no targets"
+        )
     fr = _check_fractions(fractions)
     running = np.minimum.accumulate(c[1:])  # running[t - 1] = min_{1 ≤ u ≤ t} c[u]
     return running[_target_steps(len(c) - 1, fr) - 1]
@@ -259,7 +264,7 @@ def target_speedups(
     base = _loss_curve(baseline_curve, "baseline_curve")
     c = _loss_curve(curve, "curve")
     if len(c) != len(base):
-        raise ValueError(
+        raise ArgumentValueError(
             f"curve has T = {len(c) - 1} steps but baseline_curve T = {len(base) - 1}; compare "
             "runs of the same length"
         )
@@ -310,7 +315,7 @@ def beats(ratio_interval, final_ratios, *, threshold: float = 1.0) -> bool:
     finals = _positive_values(final_ratios, "final_ratios")
     if isinstance(ratio_interval, PairedRatio):
         if ratio_interval.n != len(finals):
-            raise ValueError(
+            raise ArgumentValueError(
                 f"the CR interval is over {ratio_interval.n} seeds but final_ratios has "
                 f"{len(finals)}; pass the same seeds to both"
             )
@@ -318,11 +323,13 @@ def beats(ratio_interval, final_ratios, *, threshold: float = 1.0) -> bool:
     else:
         pair = np.asarray(ratio_interval, dtype=np.float64)
         if pair.shape != (2,):
-            raise ValueError(
+            raise ArgumentValueError(
                 "ratio_interval must be a PairedRatio or a (low, high) pair, got shape "
                 f"{pair.shape}"
             )
         low, high = float(pair[0]), float(pair[1])
         if low > high:
-            raise ValueError(f"ratio_interval has low = {low} > high = {high}; pass (low, high)")
+            raise ArgumentValueError(
+                f"ratio_interval has low = {low} > high = {high}; pass (low, high)"
+            )
     return bool(low > thr and (finals < 1).all())

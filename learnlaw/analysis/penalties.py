@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from learnlaw.core.checks import ArgumentValueError
+
 __all__ = ["Penalty", "smoothness_penalty", "entropy_penalty"]
 
 Penalty = Callable[[Tensor], tuple[float, Tensor]]
@@ -22,7 +24,7 @@ Penalty = Callable[[Tensor], tuple[float, Tensor]]
 
 def _check_weight(weight: float) -> float:
     if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
-        raise ValueError(f"a penalty weight must be a finite number ≥ 0, got {weight!r}")
+        raise ArgumentValueError(f"a penalty weight must be a finite number ≥ 0, got {weight!r}")
     return float(weight)
 
 
@@ -66,7 +68,7 @@ def entropy_penalty(weight: float, floor: float = 1e-12) -> Penalty:
     """
     lam = _check_weight(weight)
     if not (0 < floor < 1):
-        raise ValueError(f"floor must be in (0, 1), got {floor!r}")
+        raise ArgumentValueError(f"floor must be in (0, 1), got {floor!r}")
 
     def penalty(policy: Tensor) -> tuple[float, Tensor]:
         log = policy.clamp_min(floor).log()

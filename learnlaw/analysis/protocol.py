@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.metrics import auc, compression_ratio, reach_step
 from learnlaw.core.policy import uniform_policy
 from learnlaw.core.task import Task
@@ -108,7 +109,7 @@ def _candidate(result: Any) -> Candidate:
     if hasattr(result, "policy"):
         run = getattr(result, "run", None)
         return Candidate(result.policy, getattr(result, "train", None), run)
-    raise TypeError(
+    raise ArgumentTypeError(
         f"a method returned a {type(result).__name__}; expected a (T, N) policy tensor, a "
         "learnlaw.analysis.protocol.Candidate or an object with .policy (e.g. an OnlineResult)"
     )
@@ -171,13 +172,13 @@ def run_trials(
         The :class:`Trial` of every grid point.
     """
     if val_task.n_test == 0 or report_task.n_test == 0:
-        raise ValueError("both the validation task and the report task need a test split")
+        raise ArgumentValueError("both the validation task and the report task need a test split")
     jobs = []
     for name, (fn, grid) in methods.items():
         lr_grid = lrs[name] if isinstance(lrs, Mapping) else lrs
         lr_grid = [float(v) for v in lr_grid]
         if not lr_grid:
-            raise ValueError(f"the η grid of method {name!r} is empty")
+            raise ArgumentValueError(f"the η grid of method {name!r} is empty")
         jobs += [(name, fn, dict(p), lr) for p in list(grid) for lr in lr_grid]
     trials = []
     for name, fn, params, lr in tqdm(jobs, disable=not progress, desc="trials"):

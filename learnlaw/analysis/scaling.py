@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.metrics import finite_vector as _vector
 from learnlaw.core.optional import require
 
@@ -69,7 +70,7 @@ class ScalingFit:
         if not (
             math.isfinite(self.B) and self.B > 0 and math.isfinite(self.beta) and self.beta > 0
         ):
-            raise ValueError(
+            raise ArgumentValueError(
                 f"B and beta must be finite and > 0, got B={self.B!r}, beta={self.beta!r}"
             )
 
@@ -94,9 +95,9 @@ class ScalingFit:
 def _steps(steps, n: int) -> np.ndarray:
     t = _vector("steps", steps)
     if len(t) != n:
-        raise ValueError(f"steps has {len(t)} entries but the loss curve has {n}")
+        raise ArgumentValueError(f"steps has {len(t)} entries but the loss curve has {n}")
     if (t < 0).any() or (np.diff(t) <= 0).any():
-        raise ValueError("steps must be non-negative and strictly increasing (e.g. 0…T)")
+        raise ArgumentValueError("steps must be non-negative and strictly increasing (e.g. 0…T)")
     return t
 
 
@@ -109,15 +110,15 @@ def _t0_candidates(t: np.ndarray, t0, t0_grid) -> tuple[np.ndarray, np.ndarray]:
     else:
         pos = t[t > 0]
         if len(pos) == 0:
-            raise ValueError("steps has no positive entry: nothing to fit")
+            raise ArgumentValueError("steps has no positive entry: nothing to fit")
         hi = max(pos[0], pos[-1] * _MAX_T0_FRACTION)
         cands = np.unique(np.concatenate([[0.0], np.geomspace(pos[0], hi, _N_T0)]))
     if not np.isfinite(cands).all() or (cands < 0).any():
-        raise ValueError(f"t0 must be finite and ≥ 0 (the fit uses t > t0), got {cands}")
+        raise ArgumentValueError(f"t0 must be finite and ≥ 0 (the fit uses t > t0), got {cands}")
     starts = np.searchsorted(t, cands, side="right")
     keep = len(t) - starts >= MIN_POINTS
     if not keep.any():
-        raise ValueError(
+        raise ArgumentValueError(
             f"a fit needs at least {MIN_POINTS} points with t > t0; with t0={cands.min():g} there "
             f"are {len(t) - starts.min()} (steps run from {t[0]:g} to {t[-1]:g}): lower t0 or "
             "pass a longer curve"
@@ -320,12 +321,14 @@ def fit_scaling_laws(
     checks.check_number(t0, "t0", minimum=0.0, expected="finite and ≥ 0 (or None)", allow_none=True)
     checks.check_number(L0, "L0", allow_none=True)
     if isinstance(curves, (str, bytes)) or not hasattr(curves, "__len__") or len(curves) == 0:
-        raise ValueError("curves must be a non-empty sequence of 1-D loss curves or a (C, n) array")
+        raise ArgumentValueError(
+            "curves must be a non-empty sequence of 1-D loss curves or a (C, n) array"
+        )
     Ls = [_vector(f"curves[{i}]", c) for i, c in enumerate(curves)]
     if len({len(L) for L in Ls}) > 1:
-        raise ValueError(f"the curves have different lengths {[len(L) for L in Ls]}")
+        raise ArgumentValueError(f"the curves have different lengths {[len(L) for L in Ls]}")
     if criterion not in ("mean", "min"):
-        raise ValueError(f"criterion must be 'mean' or 'min', got {criterion!r}")
+        raise ArgumentValueError(f"criterion must be 'mean' or 'min', got {criterion!r}")
     space = _refine_space(refine)
     if not shared_L0:
         kw = dict(t0=t0, L0=L0, t0_grid=t0_grid, L0_grid=L0_grid, refine=refine)
@@ -340,11 +343,13 @@ def fit_scaling_laws(
     m = min(float(w.min()) for w in wide)
     span = max(float(w.max()) for w in wide) - m
     if span <= 0:
-        raise ValueError("the loss curve is constant over the fit range: no power law to fit")
+        raise ArgumentValueError(
+            "the loss curve is constant over the fit range: no power law to fit"
+        )
     lower = 0.0 if m > 0 else m - span
     if L0 is not None:
         if not math.isfinite(float(L0)):
-            raise ValueError(f"L0 must be finite, got {L0!r}")
+            raise ArgumentValueError(f"L0 must be finite, got {L0!r}")
         L0s = np.array([float(L0)])
     elif L0_grid is not None:
         L0s = np.unique(_vector("L0_grid", L0_grid))
@@ -357,11 +362,11 @@ def fit_scaling_laws(
     if not np.isfinite(score).any():
         floor = min(float(L[starts.max() :].min()) for L in Ls)  # the highest fit-range minimum
         if L0 is not None and L0 >= floor:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"L0={L0!r} must be below every loss in the fit range (the smallest loss with "
                 f"t > t0 is {floor:.6g} or less); lower L0 or raise t0"
             )
-        raise ValueError(
+        raise ArgumentValueError(
             "no (t0, L0) gives a decreasing curve: ln(L − L0) must fall with ln t over t > t0 "
             "(is this a loss curve? is it increasing?)"
         )
@@ -389,7 +394,9 @@ def fit_scaling_laws(
     method, L0_fin, l0_se = "regression", L0_best, math.nan
     if space is not None:
         if space == "log" and min(float(L.min()) for L in Lfit) <= 0:
-            raise ValueError("refine='log' needs positive losses in the fit range; use refine=True")
+            raise ArgumentValueError(
+                "refine='log' needs positive losses in the fit range; use refine=True"
+            )
         out = _refine(xs, Lfit, L0_best, L0 is not None, lower, upper - 1e-9 * span, regs, space)
         if out is None:
             warnings.warn(
@@ -429,7 +436,7 @@ def _refine_space(refine) -> str | None:
         return "loss"
     if refine == "log":
         return "log"
-    raise ValueError(f"refine must be True, False, 'loss' or 'log', got {refine!r}")
+    raise ArgumentValueError(f"refine must be True, False, 'loss' or 'log', got {refine!r}")
 
 
 # -- the acceleration ratio (Eq. 9) ---------------------------------------------------------------
@@ -446,15 +453,15 @@ def acceleration_ratio_closed_form(fit_ref: ScalingFit, fit_new: ScalingFit, T):
     """
     for name, f in (("fit_ref", fit_ref), ("fit_new", fit_new)):
         if not isinstance(f, ScalingFit):
-            raise TypeError(f"{name} must be a ScalingFit, got {type(f).__name__}")
+            raise ArgumentTypeError(f"{name} must be a ScalingFit, got {type(f).__name__}")
     if not math.isclose(fit_ref.L0, fit_new.L0, rel_tol=1e-9, abs_tol=1e-12):
-        raise ValueError(
+        raise ArgumentValueError(
             f"the closed form needs a shared L0, got {fit_ref.L0!r} and {fit_new.L0!r}: fit both "
             "curves with fit_scaling_laws(steps, [ref, new], shared_L0=True)"
         )
     Ts = np.asarray(T, dtype=np.float64)
     if not np.isfinite(Ts).all() or (Ts <= 0).any():
-        raise ValueError(f"T must be positive and finite, got {T!r}")
+        raise ArgumentValueError(f"T must be positive and finite, got {T!r}")
     r = fit_ref.beta / fit_new.beta
     ar = np.exp((1 - r) * np.log(Ts) + r * math.log(fit_ref.B) - math.log(fit_new.B))
     return float(ar) if ar.ndim == 0 else ar

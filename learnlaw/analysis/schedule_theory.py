@@ -45,6 +45,7 @@ from torch import Tensor
 
 from learnlaw.core import checks
 from learnlaw.core.adjoint import adjoint_sweep
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
 from learnlaw.policies.parametric import block_index
@@ -107,13 +108,13 @@ def total_free_gradient(
         and weights.shape[1] == n
         and weights.dtype.is_floating_point
     ):
-        raise ValueError(
+        raise ArgumentValueError(
             f"weights must be a floating-point (T, N) tensor with N = {n} columns, got "
             f"{checks.describe(weights)}"
         )
     w = weights.to(dtype=task.dtype, device=task.device)
     if not bool((torch.isfinite(w) & (w >= 0)).all()):
-        raise ValueError(
+        raise ArgumentValueError(
             "weights must be non-negative and finite (β_{t,n} = η_t γ_{t,n} ≥ 0); clip them "
             "with weights.clamp_min(0)"
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.optional import require
 
 __all__ = ["SimFit", "fit_sim_cr"]
@@ -59,17 +60,17 @@ def fit_sim_cr(cr, sim_values, *, b_max: float | None = None) -> SimFit:
     x = np.asarray(cr, dtype=float).ravel()
     y = np.asarray(sim_values, dtype=float).ravel()
     if x.shape != y.shape or len(x) < 3:
-        raise ValueError(
+        raise ArgumentValueError(
             f"need matching 1-D CR and SIM arrays of length ≥ 3, got {x.shape} and {y.shape}"
         )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("CR and SIM must be finite; drop runs whose SIM is undefined")
+        raise ArgumentValueError("CR and SIM must be finite; drop runs whose SIM is undefined")
     span = float(x.max() - x.min())
     if span <= 0:
-        raise ValueError("all CR values are equal; the asymptote cannot be fitted")
+        raise ArgumentValueError("all CR values are equal; the asymptote cannot be fitted")
     hi = (x.max() + 10 * span) if b_max is None else float(b_max)
     if hi <= x.max():
-        raise ValueError(f"b_max = {hi} must exceed the largest CR {x.max()}")
+        raise ArgumentValueError(f"b_max = {hi} must exceed the largest CR {x.max()}")
 
     def solve(log_gap: float):
         b = x.max() + math.exp(log_gap)

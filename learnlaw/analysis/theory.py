@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.task import Task
 from learnlaw.core.training import train
@@ -75,9 +76,11 @@ def kkt_report(policy: Tensor, grad: Tensor, *, tol: float = 0.0) -> KKTReport:
     validate_policy(policy)
     if not isinstance(grad, Tensor) or grad.shape != policy.shape:
         got = tuple(grad.shape) if isinstance(grad, Tensor) else type(grad).__name__
-        raise ValueError(f"grad must have the policy's shape {tuple(policy.shape)}, got {got}")
+        raise ArgumentValueError(
+            f"grad must have the policy's shape {tuple(policy.shape)}, got {got}"
+        )
     if tol < 0:
-        raise ValueError(f"tol must be non-negative, got {tol!r}")
+        raise ArgumentValueError(f"tol must be non-negative, got {tol!r}")
     w = policy.to(grad)
     lam = (w * grad).sum(1)
     spread = (w * (grad - lam[:, None]) ** 2).sum(1).sqrt()
@@ -120,11 +123,13 @@ def projection_kkt(v: Tensor, x: Tensor) -> ProjectionKKT:
         x: ``(..., N)`` their claimed projections.
     """
     if not (isinstance(v, Tensor) and isinstance(x, Tensor)) or v.shape != x.shape:
-        raise ValueError("v and x must be tensors of the same shape (..., N)")
+        raise ArgumentValueError("v and x must be tensors of the same shape (..., N)")
     v2, x2 = v.reshape(-1, v.shape[-1]), x.reshape(-1, x.shape[-1]).to(v)
     support = x2 > 0
     if not bool(support.any(1).all()):
-        raise ValueError("a row of x has no positive entry, so it cannot lie on the simplex")
+        raise ArgumentValueError(
+            "a row of x has no positive entry, so it cannot lie on the simplex"
+        )
     d = v2 - x2
     count = support.sum(1)
     tau = (d * support).sum(1) / count
@@ -159,18 +164,18 @@ def fd_directional_derivative(
     checks.check_lr(lr)
     checks.check_number(eps, "eps", minimum=0.0, strict=True)
     if direction.shape != policy.shape:
-        raise ValueError(
+        raise ArgumentValueError(
             f"direction must have the policy's shape {tuple(policy.shape)}, got "
             f"{tuple(direction.shape)}"
         )
     rows = direction.sum(1).abs().max()
     if float(rows) > 1e-12 * max(1.0, float(direction.abs().max())):
-        raise ValueError(
+        raise ArgumentValueError(
             f"every row of the direction must sum to 0 (it moves weight between examples), "
             f"got a row sum of {float(rows):.3g}"
         )
     if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps!r}")
+        raise ArgumentValueError(f"eps must be positive, got {eps!r}")
     plus = train(task, policy + eps * direction, lr).auc()
     minus = train(task, policy - eps * direction, lr).auc()
     return (plus - minus) / (2 * eps)
@@ -191,7 +196,7 @@ def future_contributions(contributions: Tensor, lr: float) -> Tensor:
     """
     checks.check_lr(lr)
     if contributions.ndim != 2 or len(contributions) < 2:
-        raise ValueError(
+        raise ArgumentValueError(
             "contributions must have shape (T+1, N): CT at θ_0 … θ_T, got "
             f"{tuple(contributions.shape)}"
         )

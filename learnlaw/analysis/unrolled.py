@@ -24,7 +24,7 @@ import resource
 import torch
 from torch import Tensor
 
-from learnlaw.core.checks import check_lr
+from learnlaw.core.checks import ArgumentValueError, check_lr
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.task import Task
 from learnlaw.core.training import prepare_policy
@@ -133,7 +133,9 @@ def unrolled_policy_gradient(
     """
     lr = check_lr(lr)
     if memory_budget_gb is not None and not memory_budget_gb > 0:
-        raise ValueError(f"memory_budget_gb must be positive or None, got {memory_budget_gb!r}")
+        raise ArgumentValueError(
+            f"memory_budget_gb must be positive or None, got {memory_budget_gb!r}"
+        )
     gamma = prepare_policy(task, policy).detach().clone().requires_grad_(True)
     steps = len(gamma)
     device = task.device

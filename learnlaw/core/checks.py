@@ -25,6 +25,8 @@ from learnlaw.core.errors import LearnlawError
 __all__ = [
     "ArgumentTypeError",
     "ArgumentValueError",
+    "MissingFileError",
+    "UnsupportedError",
     "describe",
     "check_int",
     "check_number",
@@ -45,6 +47,14 @@ class ArgumentValueError(LearnlawError, ValueError):
 
 class ArgumentTypeError(LearnlawError, TypeError, ValueError):
     """A public function's argument has the wrong type (also a ``ValueError``)."""
+
+
+class MissingFileError(LearnlawError, FileNotFoundError):
+    """A file a function was pointed at (or needs) does not exist."""
+
+
+class UnsupportedError(LearnlawError, NotImplementedError):
+    """A valid call in a setting the function does not support (e.g. a process group)."""
 
 
 def describe(value: Any) -> str:

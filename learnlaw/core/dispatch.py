@@ -9,6 +9,7 @@ kernels ← distributed ← dispatch.)
 
 from __future__ import annotations
 
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.distributed import ShardedKernels, shard_of
 from learnlaw.core.kernels import _KERNELS, resolve_kernels
 from learnlaw.core.task import Task
@@ -24,7 +25,7 @@ def kernels_for(task: Task):
     """
     name = resolve_kernels(task.kernels, task.device)
     if name not in _KERNELS:
-        raise ValueError(
+        raise ArgumentValueError(
             f"unknown kernels {task.kernels!r}; expected one of {sorted(_KERNELS) + ['auto']}"
         )
     shard = shard_of(task)

@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.kernels import _SegmentOps, step_at
 from learnlaw.core.task import SPLITS, Task
 
@@ -122,7 +123,7 @@ def shard_of(task: Task) -> Shard | None:
     counts = {s: len(task.split(s)[0]) for s in SPLITS}
     for split, n in counts.items():
         if n < world:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"the {split} split has {n} examples but there are {world} processes: every "
                 "process needs at least one example of each split; use fewer processes"
             )
@@ -249,7 +250,9 @@ def project_simplex_sharded(v: Tensor, shard: Shard | None, *, max_iter: int | N
     if shard is None:
         return project_simplex(v)
     if not bool(all_reduce((~torch.isfinite(v)).any().double().reshape(1))[0] == 0):
-        raise ValueError("project_simplex got non-finite values; the gradient step diverged")
+        raise ArgumentValueError(
+            "project_simplex got non-finite values; the gradient step diverged"
+        )
     n = shard.counts["train"]
     shift = all_reduce(v.max(dim=1, keepdim=True).values.contiguous(), dist.ReduceOp.MAX)
     x = v - shift

@@ -8,12 +8,15 @@ optional package), so code written against those keeps working::
     LearnlawError
     ├── ArgumentValueError (ValueError)        learnlaw.core.checks
     ├── ArgumentTypeError (TypeError, ValueError)
+    ├── MissingFileError (FileNotFoundError)   learnlaw.core.checks
+    ├── UnsupportedError (NotImplementedError) learnlaw.core.checks (e.g. in a process group)
     ├── PolicyError (ValueError)               learnlaw.core.policy
     ├── CheckpointError (ValueError)           learnlaw.core.checkpoint
     ├── DivergenceError (FloatingPointError)   learnlaw.core.training
     ├── CompressionError (ValueError)          learnlaw.analysis.compress
     ├── MemoryBudgetError (MemoryError)        learnlaw.analysis.unrolled
     ├── SweepError (ValueError)                learnlaw.sweep
+    ├── MeasurementError (RuntimeError)        learnlaw.bench (a measurement process failed)
     └── MissingDependencyError (ImportError)   learnlaw.core.optional (an extra not installed)
 """
 

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import grad, jvp
 
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.task import Task
 
 __all__ = [
@@ -210,7 +211,7 @@ class LogisticKernels(_SegmentOps):
         self.task = task
         self.spec = task.spec
         if self.spec.size != task.train[0].shape[1]:
-            raise ValueError(
+            raise ArgumentValueError(
                 "LogisticKernels need a bias-free linear model with P = input dimension; got "
                 f"P = {self.spec.size} and inputs of width {task.train[0].shape[1]}. Use "
                 'task.with_(kernels="autodiff") for other models.'

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import gather_columns, shard_of
 from learnlaw.core.policy import validate_policy
@@ -136,7 +137,9 @@ def sim(contributions: Tensor, weights: Tensor) -> SimResult:
     ct = torch.as_tensor(contributions)
     w = torch.as_tensor(weights, dtype=ct.dtype, device=ct.device)
     if ct.shape != w.shape:
-        raise ValueError(f"contributions {tuple(ct.shape)} and weights {tuple(w.shape)} differ")
+        raise ArgumentValueError(
+            f"contributions {tuple(ct.shape)} and weights {tuple(w.shape)} differ"
+        )
     squeeze = ct.ndim == 1
     ct, w = ct.reshape(-1, ct.shape[-1]), w.reshape(-1, w.shape[-1])
     validate_policy(w)
@@ -180,7 +183,9 @@ def zero_weight_fraction(policy: Tensor, contributions: Tensor) -> float:
     ct = torch.as_tensor(contributions)
     w = torch.as_tensor(policy).to(ct)
     if ct.shape != w.shape:
-        raise ValueError(f"contributions {tuple(ct.shape)} and policy {tuple(w.shape)} differ")
+        raise ArgumentValueError(
+            f"contributions {tuple(ct.shape)} and policy {tuple(w.shape)} differ"
+        )
     noncontrib = ct <= 0
     n = int(noncontrib.sum())
     if n == 0:
@@ -203,6 +208,6 @@ def learned_weight_ratios(policy: Tensor, losses: Tensor, threshold: float = 1e-
     w = torch.as_tensor(policy)
     lo = torch.as_tensor(losses).to(w)
     if lo.shape != w.shape:
-        raise ValueError(f"losses {tuple(lo.shape)} and policy {tuple(w.shape)} differ")
+        raise ArgumentValueError(f"losses {tuple(lo.shape)} and policy {tuple(w.shape)} differ")
     ratio = w / w.max(dim=1, keepdim=True).values
     return ratio[lo < threshold]

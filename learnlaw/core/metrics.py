@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 
 __all__ = [
     "auc",
@@ -24,12 +25,12 @@ __all__ = [
 def _curve(curve) -> Tensor:
     c = torch.as_tensor(curve, dtype=torch.float64).detach().cpu()
     if c.ndim != 1 or len(c) < 2:
-        raise ValueError(
+        raise ArgumentValueError(
             f"a loss curve must have shape (T+1,) with T ≥ 1 (losses at θ_0…θ_T), "
             f"got shape {tuple(c.shape)}"
         )
     if not bool(torch.isfinite(c).all()):
-        raise ValueError("the loss curve has non-finite entries")
+        raise ArgumentValueError("the loss curve has non-finite entries")
     return c
 
 
@@ -50,7 +51,7 @@ def compression_ratio(curve, vocab_size: int) -> float:
     """
     checks.check_int(vocab_size, "vocab_size", minimum=2, expected="an int ≥ 2")
     if not (isinstance(vocab_size, int) and vocab_size >= 2):
-        raise ValueError(f"vocab_size must be an int ≥ 2, got {vocab_size!r}")
+        raise ArgumentValueError(f"vocab_size must be an int ≥ 2, got {vocab_size!r}")
     c = _curve(curve)
     steps = len(c) - 1
     bits = float(c[1:].sum()) / math.log(2)
@@ -74,10 +75,10 @@ def finite_vector(name: str, x) -> np.ndarray:
         x = x.detach().cpu().double().numpy()
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+        raise ArgumentValueError(f"{name} must be 1-D, got shape {a.shape}")
     if not np.isfinite(a).all():
         bad = int(np.flatnonzero(~np.isfinite(a))[0])
-        raise ValueError(f"{name} has a non-finite entry at index {bad} ({a[bad]})")
+        raise ArgumentValueError(f"{name} has a non-finite entry at index {bad} ({a[bad]})")
     return a
 
 
@@ -99,12 +100,12 @@ def empirical_acceleration_ratio(reference, curve, T=None):
     """
     ref, cur = finite_vector("reference", reference), finite_vector("curve", curve)
     if len(ref) != len(cur) or len(ref) < 2:
-        raise ValueError(
+        raise ArgumentValueError(
             f"both curves need the same shape (T+1,) with T ≥ 1, got {len(ref)} and {len(cur)}"
         )
     Ts = np.asarray(len(ref) - 1 if T is None else T)
     if Ts.dtype.kind not in "iu" or (Ts < 1).any() or (Ts >= len(ref)).any():
-        raise ValueError(f"T must be integer steps in 1…{len(ref) - 1}, got {T!r}")
+        raise ArgumentValueError(f"T must be integer steps in 1…{len(ref) - 1}, got {T!r}")
     running_min = np.minimum.accumulate(cur)  # first t with cur[t] ≤ level = first with min ≤ level
     t = np.searchsorted(-running_min, -ref[Ts], side="left")
     with np.errstate(divide="ignore"):

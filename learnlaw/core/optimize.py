@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from learnlaw.core import checks
 from learnlaw.core.adjoint import adjoint_sweep
 from learnlaw.core.checkpoint import atomic_save, load_file, load_state, save_state
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.distributed import (
     all_reduce,
     gather_columns,
@@ -237,12 +238,14 @@ def optimize_policy(
     tf32 = check_tf32(tf32)
     shard = shard_of(task)
     if shard is not None and penalty is not None:
-        raise ValueError(
+        raise ArgumentValueError(
             "penalty= is not supported inside a torch.distributed group (a penalty sees the "
             "whole policy); run the penalised search in one process"
         )
     if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir, where the interrupted search saved")
+        raise ArgumentValueError(
+            "resume=True needs checkpoint_dir, where the interrupted search saved"
+        )
     config = SearchConfig(
         task.name,
         task.n_train,
@@ -281,7 +284,7 @@ def optimize_policy(
                     for k, v in saved.items()
                     if asdict(config).get(k) != v
                 }
-                raise ValueError(
+                raise ArgumentValueError(
                     f"cannot resume from {ckdir}: it was saved by a different search "
                     f"(saved vs now: {diff}); use another checkpoint_dir or resume=False"
                 )

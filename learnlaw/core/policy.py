@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.errors import LearnlawError
 
 __all__ = ["uniform_policy", "validate_policy", "project_simplex", "PolicyError"]
@@ -136,11 +137,17 @@ def project_simplex(v: Tensor, *, max_iter: int = 64) -> Tensor:
     """
     checks.check_int(max_iter, "max_iter", minimum=0)  # 0: the sort-based threshold
     if not isinstance(v, Tensor) or not v.dtype.is_floating_point:
-        raise TypeError(f"project_simplex needs a floating-point tensor, got {type(v).__name__}")
+        raise ArgumentTypeError(
+            f"project_simplex needs a floating-point tensor, got {type(v).__name__}"
+        )
     if v.ndim == 0 or v.shape[-1] == 0:
-        raise ValueError(f"project_simplex needs shape (..., N) with N ≥ 1, got {tuple(v.shape)}")
+        raise ArgumentValueError(
+            f"project_simplex needs shape (..., N) with N ≥ 1, got {tuple(v.shape)}"
+        )
     if not bool(torch.isfinite(v).all()):
-        raise ValueError("project_simplex got non-finite values; the gradient step diverged")
+        raise ArgumentValueError(
+            "project_simplex got non-finite values; the gradient step diverged"
+        )
     shape = v.shape
     x = v.reshape(-1, shape[-1])
     n = x.shape[1]

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 
 import torch
 
+from learnlaw.core.checks import ArgumentTypeError
+
 __all__ = ["matmul_precision"]
 
 
@@ -61,7 +63,7 @@ def _restore_new_api(state: dict[str, str]) -> None:
 def check_tf32(tf32: object) -> bool:
     """``tf32`` if it is a bool, else a ``TypeError`` naming what was received."""
     if not isinstance(tf32, bool):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"tf32 must be True (TF32 float32 matmuls on NVIDIA Ampere+ GPUs) or False (exact "
             f"IEEE float32), got {tf32!r} of type {type(tf32).__name__}"
         )

@@ -104,7 +104,7 @@ def _check_deterministic(task: "Task", before: dict[str, Tensor]) -> None:
         found = _stateful_modules(task.model) or [
             f"the module owning buffer {n!r}" for n in changed
         ]
-        raise ValueError(
+        raise ArgumentValueError(
             f"the model's forward pass changes its buffers {changed}: {', '.join(found)} "
             "updates running statistics in place. learnlaw calls the model inside "
             "torch.func transforms and replays the forward pass, which needs a function of "
@@ -121,7 +121,7 @@ def _check_deterministic(task: "Task", before: dict[str, Tensor]) -> None:
             else "no known stochastic module type was found (random augmentation or sampling "
             "in forward?)"
         )
-        raise ValueError(
+        raise ArgumentValueError(
             f"the model is not deterministic: the losses of the same {b} training examples "
             "differ between two evaluations with the same parameters; "
             f"{what}. The adjoint replays the forward pass, so a random model gives silently "
@@ -193,7 +193,7 @@ class Task:
                 )
             _check_split_tensors(split, pair, self.dtype)
             if len(pair[0]) != len(pair[1]):
-                raise ValueError(
+                raise ArgumentValueError(
                     f"Task.{split} has {len(pair[0])} inputs but {len(pair[1])} targets"
                 )
         checks.check_int(self.chunk_size, "chunk_size", minimum=1, allow_none=True)
@@ -202,14 +202,14 @@ class Task:
         for split in ("desired", "test"):
             xs, ys = getattr(self, split)
             if xs.shape[1:] != x.shape[1:] or ys.shape[1:] != y.shape[1:]:
-                raise ValueError(
+                raise ArgumentValueError(
                     f"Task.{split} holds examples of input shape {tuple(xs.shape[1:])} and target "
                     f"shape {tuple(ys.shape[1:])}, but Task.train holds {tuple(x.shape[1:])} and "
                     f"{tuple(y.shape[1:])}: every split must hold examples of the same kind (the "
                     "same features and target format), since one model is evaluated on all three"
                 )
         if not isinstance(self.check_model, bool):
-            raise TypeError(f"check_model must be True or False, got {self.check_model!r}")
+            raise ArgumentTypeError(f"check_model must be True or False, got {self.check_model!r}")
         if len(x):  # one loss per example: a mean over the batch would silently train wrong
             check = self.check_model and x.device.type != "meta" and self.device.type != "meta"
             before = {n: t.clone() for n, t in self.model.named_buffers()} if check else {}
@@ -219,7 +219,7 @@ class Task:
                     out = self.loss_fn(functional_call(self.model, self.params0, (x[:b],)), y[:b])
                 if not isinstance(out, Tensor) or out.shape != (b,):
                     got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-                    raise ValueError(
+                    raise ArgumentValueError(
                         f"loss_fn returned {got} for a batch of {b} examples; expected shape "
                         f"({b},), one loss per example in nats. Use reduction='none' (e.g. "
                         "F.cross_entropy(logits, targets, reduction='none')) and reduce "
@@ -268,7 +268,7 @@ class Task:
     def split(self, name: str) -> tuple[Tensor, Tensor]:
         """The ``(inputs, targets)`` pair of ``"train"``, ``"desired"`` or ``"test"``."""
         if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
+            raise ArgumentValueError(f"unknown split {name!r}; expected one of {SPLITS}")
         return getattr(self, name)
 
     def chunks(self, name: str) -> Iterator[tuple[slice, Tensor, Tensor]]:

@@ -13,6 +13,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.policy import validate_policy
@@ -122,7 +123,9 @@ class Run:
     def params_at(self, t: int) -> dict[str, Tensor]:
         """θ_t as a dict (needs ``keep_params=True``)."""
         if self.trajectory is None:
-            raise ValueError("this run kept no parameters; call train(..., keep_params=True)")
+            raise ArgumentValueError(
+                "this run kept no parameters; call train(..., keep_params=True)"
+            )
         return self.spec.unflatten(self.trajectory[t])
 
     def auc(self, split: str = "desired") -> float:
@@ -139,7 +142,7 @@ class Run:
 
     def _curve(self, split: str) -> Tensor:
         if split not in ("desired", "test"):
-            raise ValueError(f"split must be 'desired' or 'test', got {split!r}")
+            raise ArgumentValueError(f"split must be 'desired' or 'test', got {split!r}")
         return self.desired_loss if split == "desired" else self.test_loss
 
 

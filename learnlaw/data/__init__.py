@@ -38,6 +38,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from learnlaw.core.checks import MissingFileError
+
 __all__ = [
     "load_json",
     "snapshot",
@@ -129,7 +131,8 @@ def load_json(name: str) -> Any:
     """The parsed JSON file ``name`` (e.g. ``"scaling_grid.json"``) from learnlaw's data.
 
     Raises:
-        FileNotFoundError: no such file; the message lists the files there are.
+        MissingFileError: no such file (a ``FileNotFoundError``); the message lists the files
+            there are.
     """
     path = _files().joinpath(*name.split("/"))
     if not path.is_file():
@@ -138,7 +141,7 @@ def load_json(name: str) -> Any:
             for p in _files().iterdir()
             if p.name.endswith(".json") or (p.is_dir() and not p.name.startswith("_"))
         )
-        raise FileNotFoundError(f"learnlaw has no data file {name!r}; learnlaw/data has {have}")
+        raise MissingFileError(f"learnlaw has no data file {name!r}; learnlaw/data has {have}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.task import Task
 
 __all__ = [
@@ -48,7 +49,7 @@ def desired_only_task(task: Task) -> Task:
     training. Planted-kind masks refer to the old training set and are dropped.
     """
     if task.n_desired == 0:
-        raise ValueError("the desired split is empty: there is nothing to train on")
+        raise ArgumentValueError("the desired split is empty: there is nothing to train on")
     return task.with_(
         train=task.desired,
         kinds={},
@@ -65,7 +66,7 @@ def union_task(task: Task) -> Task:
     """
     (xt, yt), (xd, yd) = task.train, task.desired
     if xt.shape[1:] != xd.shape[1:] or yt.shape[1:] != yd.shape[1:]:
-        raise ValueError(
+        raise ArgumentValueError(
             f"train inputs {tuple(xt.shape)} and desired inputs {tuple(xd.shape)} differ in shape"
         )
     k = len(xd)
@@ -97,7 +98,7 @@ def covariate_shift(task: Task) -> dict[str, float]:
         )
     if task.name == "mlp":
         return dict(train_mean=0.0, train_std=math.sqrt(3.0), desired_mean=0.5, desired_std=1.0)
-    raise ValueError(
+    raise ArgumentValueError(
         f"the density ratio of task {task.name!r} is not known: only tasks built by "
         "perceptron_task or mlp_task record their input distributions; pass shift=dict("
         "train_mean=, train_std=, desired_mean=, desired_std=)"
@@ -114,12 +115,14 @@ def importance_log_ratio(task: Task, shift: dict | None = None) -> Tensor:
     s = covariate_shift(task) if shift is None else shift
     for key in ("train_mean", "train_std", "desired_mean", "desired_std"):
         if key not in s:
-            raise ValueError(f"shift needs {key!r}; got {sorted(s)}")
+            raise ArgumentValueError(f"shift needs {key!r}; got {sorted(s)}")
     if not (s["train_std"] > 0 and s["desired_std"] > 0):
-        raise ValueError(f"standard deviations must be > 0, got {s}")
+        raise ArgumentValueError(f"standard deviations must be > 0, got {s}")
     x = task.train[0].to(torch.float64)
     if x.ndim != 2:
-        raise ValueError(f"importance weights need (N, D) vector inputs, got {tuple(x.shape)}")
+        raise ArgumentValueError(
+            f"importance weights need (N, D) vector inputs, got {tuple(x.shape)}"
+        )
     d = x.shape[1]
     log_dsr = -((x - s["desired_mean"]) ** 2).sum(1) / (2 * s["desired_std"] ** 2)
     log_trn = -((x - s["train_mean"]) ** 2).sum(1) / (2 * s["train_std"] ** 2)
@@ -135,7 +138,9 @@ def importance_weights(task: Task, exponent: float = 1.0, shift: dict | None = N
         exponent, "exponent", minimum=0.0, expected="a finite number ≥ 0 (1: exact ratio)"
     )
     if not (isinstance(exponent, (int, float)) and math.isfinite(exponent) and exponent >= 0):
-        raise ValueError(f"exponent must be a finite number ≥ 0 (1: exact ratio), got {exponent!r}")
+        raise ArgumentValueError(
+            f"exponent must be a finite number ≥ 0 (1: exact ratio), got {exponent!r}"
+        )
     log_w = exponent * importance_log_ratio(task, shift)
     return torch.softmax(log_w, 0).to(dtype=task.dtype, device=task.device)
 

@@ -42,6 +42,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
+from learnlaw.core.checks import UnsupportedError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import shard_of
 from learnlaw.core.kernels import LogisticKernels
@@ -210,7 +211,7 @@ def replay_policy(
         )
         return ReplayResult(run, None)
     if shard_of(task) is not None:
-        raise NotImplementedError(
+        raise UnsupportedError(
             "replay_policy with a control runs in one process; inside a torch.distributed "
             "group call it on rank 0 only (or outside the group)"
         )

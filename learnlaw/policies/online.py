@@ -95,6 +95,7 @@ from torch.func import grad, jvp
 from tqdm.auto import tqdm
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError, UnsupportedError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import shard_of
 from learnlaw.core.kernels import LogisticKernels
@@ -162,15 +163,19 @@ class OnlineResult:
 # -- rule parameters ---------------------------------------------------------------------------
 def _rule_params(rule: str, params: dict) -> dict:
     if rule not in ONLINE_RULES:
-        raise ValueError(f"unknown online rule {rule!r}; the known rules are {ONLINE_RULES}")
+        raise ArgumentValueError(
+            f"unknown online rule {rule!r}; the known rules are {ONLINE_RULES}"
+        )
     extra = sorted(set(params) - set(_RULE_PARAMS[rule]))
     if extra:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"rule {rule!r} takes the parameters {_RULE_PARAMS[rule] or '(none)'}, got {extra}"
         )
     if rule == "power":
         if "power" not in params:
-            raise TypeError("rule 'power' needs power=p > 0 (e.g. online_policy(..., power=2))")
+            raise ArgumentTypeError(
+                "rule 'power' needs power=p > 0 (e.g. online_policy(..., power=2))"
+            )
         p = checks.check_number(
             params["power"], "power", minimum=0.0, strict=True, expected="a finite number > 0"
         )
@@ -228,7 +233,9 @@ def project_capped_simplex(v: Tensor, cap: float, max_iter: int = 200) -> Tensor
     """
     n = v.numel()
     if cap * n < 1 - 1e-12:
-        raise ValueError(f"cap·N = {cap * n:g} < 1: no point of the simplex is under the cap")
+        raise ArgumentValueError(
+            f"cap·N = {cap * n:g} < 1: no point of the simplex is under the cap"
+        )
     v_min, v_max, v_sum = _to_host(v.min(), v.max(), v.sum())  # one host sync
     lo, hi = v_min - cap, v_max  # f(lo) = N·cap − 1 ≥ 0, f(hi) = −1
     tau = (v_sum - 1) / n  # the uncapped simplex's threshold if no cap binds
@@ -350,17 +357,17 @@ def _ct_task(task: Task, desired) -> Task:
     """The task whose desired split the contributions are measured on."""
     if desired is not None:
         if not (isinstance(desired, tuple) and len(desired) == 2):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"desired must be an (inputs, targets) pair (e.g. part of task.desired), got "
                 f"{type(desired).__name__}"
             )
         x, y = desired
         if len(x) != len(y):
-            raise ValueError(f"desired has {len(x)} inputs but {len(y)} targets")
+            raise ArgumentValueError(f"desired has {len(x)} inputs but {len(y)} targets")
         x = x.to(task.device, task.dtype) if x.dtype.is_floating_point else x.to(task.device)
         task = task.with_(desired=(x, y.to(task.device)))
     if task.n_desired == 0:
-        raise ValueError(
+        raise ArgumentValueError(
             "the desired split is empty (K = 0): the contributions CT_n = ∇L_dsr·∇l_n need at "
             "least one desired example; give the task a desired split or pass desired=(x, y)"
         )
@@ -479,7 +486,7 @@ def online_policy(
     factor = check_factor(divergence_factor)
     params = _rule_params(rule, rule_params)
     if shard_of(task) is not None:
-        raise NotImplementedError(
+        raise UnsupportedError(
             "online_policy runs in one process; inside a torch.distributed group call it on "
             "rank 0 only (or outside the group)"
         )
@@ -558,7 +565,7 @@ def online_policy(
         if bool(bad.any()):
             record_losses(s, i)
             check_losses(s, i)  # a diverged θ_i raises DivergenceError here
-            raise ValueError(
+            raise ArgumentValueError(
                 f"{int(bad.sum())} of the {n} contributions at step {i} are not finite "
                 f"(e.g. CT[{int(bad.nonzero()[0])}] = {ct[bad][0].item()}) while θ_{i} is "
                 "finite; check the desired split (non-finite inputs or targets) and the loss"

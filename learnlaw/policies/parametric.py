@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.policy import project_simplex
 
 __all__ = [
@@ -63,7 +64,7 @@ def block_index(steps: int, blocks: int, device: torch.device | str | None = Non
 def _sum_over_blocks(grad_gamma: Tensor, blocks: int) -> Tensor:
     """G_b = Σ_{t∈b} ∂J/∂γ_t, ``(T, N) → (Q, N)``."""
     if not (isinstance(grad_gamma, Tensor) and grad_gamma.ndim == 2):
-        raise ValueError(
+        raise ArgumentValueError(
             f"∂J/∂γ must be a (T, N) tensor, got {getattr(grad_gamma, 'shape', type(grad_gamma))}"
         )
     idx = block_index(len(grad_gamma), blocks, grad_gamma.device)
@@ -80,7 +81,7 @@ def block_policy(phi: Tensor, steps: int) -> Tensor:
     """
     checks.check_steps(steps)
     if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.dtype.is_floating_point):
-        raise ValueError(
+        raise ArgumentValueError(
             "phi must be a floating-point (Q, N) tensor of block rows on the simplex, got "
             f"{getattr(phi, 'shape', type(phi).__name__)}"
         )
@@ -107,23 +108,23 @@ def coarsen_policy(policy: Tensor, blocks: int) -> Tensor:
 
 def _check_features(phi: Tensor, features: Tensor) -> None:
     if not (isinstance(features, Tensor) and features.ndim in (2, 3)):
-        raise ValueError(
+        raise ArgumentValueError(
             "features must be an (N, D) tensor (one row per training example) or (Q, N, D) "
             f"(one set per block), got {getattr(features, 'shape', type(features).__name__)}; "
             "build one with learnlaw.policies.example_features(task)"
         )
     d = features.shape[-1]
     if not (isinstance(phi, Tensor) and phi.ndim == 2 and phi.shape[1] == d):
-        raise ValueError(
+        raise ArgumentValueError(
             f"phi must have shape (Q, D) with D = {d} feature columns, got "
             f"{getattr(phi, 'shape', type(phi).__name__)}"
         )
     if features.ndim == 3 and len(features) != len(phi):
-        raise ValueError(
+        raise ArgumentValueError(
             f"per-block features have {len(features)} blocks but phi has Q = {len(phi)} rows"
         )
     if not bool(torch.isfinite(features).all()):
-        raise ValueError("features has non-finite entries; fix or drop those columns")
+        raise ArgumentValueError("features has non-finite entries; fix or drop those columns")
 
 
 def _check_link(link: str, temperature: float) -> None:
@@ -183,7 +184,7 @@ def feature_pullback(
     rows = _link(feature_scores(phi, features), link, temperature)  # g_b, (Q, N)
     big_g = _sum_over_blocks(grad_gamma.to(phi), len(phi))  # G_b
     if big_g.shape[1] != rows.shape[1]:
-        raise ValueError(
+        raise ArgumentValueError(
             f"∂J/∂γ has {big_g.shape[1]} columns but features has N = {rows.shape[1]} rows"
         )
     if link == "softmax":

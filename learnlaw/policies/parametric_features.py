@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.law import contributions
 from learnlaw.core.policy import uniform_policy
@@ -78,7 +79,7 @@ def _assemble(
     if columns is not None:
         unknown = [c for c in columns if c not in available]
         if unknown or not columns:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"unknown feature columns {unknown} (or none asked for); this task has {available}"
             )
     names, planes = [], []
@@ -96,7 +97,7 @@ def _assemble(
     feats = torch.stack(planes, -1)
     if not bool(torch.isfinite(feats).all()):
         bad = [nm for nm, c in zip(names, planes) if not bool(torch.isfinite(c).all())]
-        raise ValueError(f"features {bad} are not finite; check the task's loss and data")
+        raise ArgumentValueError(f"features {bad} are not finite; check the task's loss and data")
     return feats, names
 
 
@@ -142,7 +143,9 @@ def example_features(
     checks.check_bool(use_kinds, "use_kinds")
     checks.check_bool(standardize, "standardize")
     if not isinstance(task, Task):
-        raise TypeError(f"example_features needs a learnlaw Task, got {type(task).__name__}")
+        raise ArgumentTypeError(
+            f"example_features needs a learnlaw Task, got {type(task).__name__}"
+        )
     cols = _columns(task, params, grad_norm, use_kinds)
     feats, names = _assemble([cols], standardize, columns)
     return feats[0], names
@@ -178,7 +181,9 @@ def trajectory_features(
     checks.check_bool(use_kinds, "use_kinds")
     checks.check_bool(standardize, "standardize")
     if not isinstance(task, Task):
-        raise TypeError(f"trajectory_features needs a learnlaw Task, got {type(task).__name__}")
+        raise ArgumentTypeError(
+            f"trajectory_features needs a learnlaw Task, got {type(task).__name__}"
+        )
     idx = block_index(steps, blocks)
     if policy is None:
         policy = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)

@@ -64,6 +64,7 @@ from tqdm.auto import tqdm
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep, adjoint_sweep
 from learnlaw.core.checkpoint import load_state, save_state
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration_ratio
 from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
@@ -146,9 +147,9 @@ def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple
         return task.with_(desired=(x[keep], y[keep])), (x[held], y[held])
     if isinstance(validation, tuple) and len(validation) == 2 and len(validation[0]) >= 1:
         if len(validation[0]) != len(validation[1]):
-            raise ValueError("validation inputs and targets differ in length")
+            raise ArgumentValueError("validation inputs and targets differ in length")
         return task, validation
-    raise ValueError(
+    raise ArgumentValueError(
         "validation must be None, an int (desired examples to hold out at random) or an "
         f"(inputs, targets) pair of extra desired examples, got {type(validation).__name__}"
     )
@@ -234,12 +235,12 @@ def _fit_loop(
             if state["config"] != config:
                 diff = {k: (state["config"].get(k), v) for k, v in config.items()}
                 diff = {k: v for k, v in diff.items() if v[0] != v[1]}
-                raise ValueError(
+                raise ArgumentValueError(
                     f"cannot resume from {ckdir}: it was saved by a different fit (saved vs "
                     f"now: {diff}); use another checkpoint_dir or resume=False"
                 )
             if state["epoch"] > epochs:
-                raise ValueError(
+                raise ArgumentValueError(
                     f"cannot resume from {ckdir}: it is at epoch {state['epoch']} but epochs = "
                     f"{epochs}; pass epochs ≥ {state['epoch']}"
                 )
@@ -372,14 +373,16 @@ def feature_setup(
     shared = isinstance(features, Tensor) and features.ndim == 2 and len(features) == n
     per_block = isinstance(features, Tensor) and features.shape[:-1] == (blocks, n)
     if not (shared or per_block):
-        raise ValueError(
+        raise ArgumentValueError(
             f"features must be an (N, D) tensor with N = {n} rows or (Q, N, D) with Q = {blocks}"
             f" blocks, got {getattr(features, 'shape', type(features).__name__)}"
         )
     d = features.shape[-1]
     phi = torch.zeros(blocks, d, **opts) if initial is None else initial.to(**opts).clone()
     if phi.shape != (blocks, d):
-        raise ValueError(f"initial must have shape (Q, D) = ({blocks}, {d}), got {phi.shape}")
+        raise ArgumentValueError(
+            f"initial must have shape (Q, D) = ({blocks}, {d}), got {phi.shape}"
+        )
     return features, feature_names, phi
 
 

@@ -46,6 +46,7 @@ from torch import Tensor
 
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
 from learnlaw.core.task import Task, check_task
 from learnlaw.core.training import Run
@@ -117,7 +118,7 @@ def block_schedule(rho: Tensor, steps: int) -> Tensor:
     underflows)."""
     checks.check_steps(steps)
     if not (isinstance(rho, Tensor) and rho.ndim == 1 and rho.dtype.is_floating_point):
-        raise ValueError(
+        raise ArgumentValueError(
             f"rho must be a floating-point (C,) tensor of log step sizes, got "
             f"{getattr(rho, 'shape', type(rho).__name__)}"
         )
@@ -137,7 +138,7 @@ def _initial_rho(lr: float, initial, steps: int, blocks: int, opts: dict) -> Ten
         return torch.full((blocks,), math.log(lr), **opts)
     size = len(initial) if hasattr(initial, "__len__") else None
     if size not in (steps, blocks):
-        raise ValueError(
+        raise ArgumentValueError(
             f"initial must be a (T,) schedule with T = {steps} steps or (C,) with C = {blocks} "
             f"blocks of positive step sizes, got {checks.describe(initial)}"
         )
@@ -170,13 +171,15 @@ def _check_fit_args(
     checks.check_bool(progress, "progress")
     checks.check_bool(tf32, "tf32")
     if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir, where the interrupted fit saved")
+        raise ArgumentValueError(
+            "resume=True needs checkpoint_dir, where the interrupted fit saved"
+        )
     return lr, steps if lr_blocks is None else lr_blocks
 
 
 def _check_lr_norm(lr_norm) -> None:
     if lr_norm not in LR_NORMS:
-        raise ValueError(
+        raise ArgumentValueError(
             f"lr_norm must be one of {LR_NORMS} (how ∂J/∂ρ is normalised: by its RMS, by its "
             f"largest entry, or to its sign), got {lr_norm!r}"
         )

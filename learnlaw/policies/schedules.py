@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 
 __all__ = ["SCHEDULE_KINDS", "classic_schedule"]
 
@@ -95,7 +96,7 @@ def classic_schedule(
     ramp = torch.arange(1, n_warm + 1, dtype=torch.float64) / max(n_warm, 1)
     eta = (peak * torch.cat([ramp, shape])).to(dtype=dtype)
     if not bool((eta > 0).all()):  # checked on the CPU, before the move to ``device``
-        raise ValueError(
+        raise ArgumentValueError(
             f"a step size of the {kind} schedule underflows to 0 in {dtype} (lr = {peak:g}, "
             f"T = {t_steps}); use float64 or a larger lr"
         )

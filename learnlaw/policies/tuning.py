@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.metrics import auc
 from learnlaw.core.task import Task, holdout_split
 from learnlaw.core.training import DivergenceError, Run, train
@@ -77,7 +78,7 @@ def run_of(result: Any, task: Task | None = None, lr: float | None = None) -> Ru
     """
     if isinstance(result, Tensor):
         if task is None:
-            raise TypeError(
+            raise ArgumentTypeError(
                 "the method returned a policy tensor; pass task= (the validation task) so that "
                 "it can be trained with learnlaw.train(task, policy, lr)"
             )
@@ -86,7 +87,7 @@ def run_of(result: Any, task: Task | None = None, lr: float | None = None) -> Ru
         return result.run
     if hasattr(result, "test_loss") and hasattr(result, "desired_loss"):
         return result
-    raise TypeError(
+    raise ArgumentTypeError(
         f"the method returned a {type(result).__name__}; expected a learnlaw.Run, an object "
         "with .run (e.g. an OnlineResult) or a (T, N) policy tensor"
     )
@@ -99,12 +100,16 @@ def _check_grid(grid: Sequence[float]) -> list[float]:
     try:
         values = [float(v) for v in grid]
     except TypeError:
-        raise TypeError(f"grid must be a sequence of learning rates, got {grid!r}") from None
+        raise ArgumentTypeError(
+            f"grid must be a sequence of learning rates, got {grid!r}"
+        ) from None
     if not values:
-        raise ValueError("the η grid is empty; pass learning rates, e.g. grid=(0.1, 0.3, 1, 3)")
+        raise ArgumentValueError(
+            "the η grid is empty; pass learning rates, e.g. grid=(0.1, 0.3, 1, 3)"
+        )
     bad = [v for v in values if not (math.isfinite(v) and v > 0)]
     if bad:
-        raise ValueError(f"every η of the grid must be a positive finite number, got {bad}")
+        raise ArgumentValueError(f"every η of the grid must be a positive finite number, got {bad}")
     return values
 
 
@@ -148,10 +153,6 @@ def tune_lr(
     """
     checks.check_choice(criterion, "criterion", ("auc", "final"))
     checks.check_choice(split, "split", ("desired", "test"))
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; expected one of {CRITERIA}")
-    if split not in ("test", "desired"):
-        raise ValueError(f"split must be 'test' (the validation part) or 'desired', got {split!r}")
     values = _check_grid(grid)
     table, results = [], []
     for lr in values:

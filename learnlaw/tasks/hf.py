@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.optional import require
 from learnlaw.core.task import Task
 from learnlaw.tasks.transformer import sequence_loss
@@ -54,9 +55,9 @@ def _split(ids: Tensor, name: str) -> tuple[Tensor, Tensor]:
     """``(B, L+1)`` token rows → inputs ``rows[:, :-1]`` and next-token targets ``rows[:, 1:]``."""
     if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.dtype not in (torch.long, torch.int):
         got = checks.describe(ids) + (f" of dtype {ids.dtype}" if isinstance(ids, Tensor) else "")
-        raise TypeError(f"{name} must be a (B, L+1) tensor of integer token ids, got {got}")
+        raise ArgumentTypeError(f"{name} must be a (B, L+1) tensor of integer token ids, got {got}")
     if ids.shape[1] < 2:
-        raise ValueError(f"{name} rows need at least 2 tokens (one input, one target)")
+        raise ArgumentValueError(f"{name} rows need at least 2 tokens (one input, one target)")
     ids = ids.long()
     return ids[:, :-1], ids[:, 1:]
 
@@ -98,7 +99,7 @@ def causal_lm_task(
     config = getattr(lm, "config", None)
     vocab = getattr(config, "vocab_size", None)
     if not isinstance(lm, nn.Module) or not isinstance(vocab, int):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"lm must be a Hugging Face causal LM (an nn.Module with config.vocab_size), got "
             f"{type(lm).__name__}"
         )

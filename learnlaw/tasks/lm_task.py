@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError, MissingFileError
 from learnlaw.core.task import Task
 from learnlaw.tasks.stories import iter_stories
 from learnlaw.tasks.text import encode_sequences, iter_story_file, special_ids, train_tokenizer
@@ -100,7 +101,7 @@ def _story_stream(corpus: str | os.PathLike, seed: int, need: int) -> Iterator[s
         return _unique(iter_stories(seed))
     path = Path(corpus)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"corpus must be 'generated' or the path of a TinyStories .txt file; {path} is not a file"
         )
     # Sample: shuffle the first 4·need stories of the file (all of them if fewer).
@@ -187,7 +188,7 @@ def transformer_task(
     checks.check_int(n_ops, "n_ops", minimum=0)
     checks.check_int(seed, "seed")
     if scale not in PRESETS:
-        raise ValueError(f"scale must be one of {sorted(PRESETS)}, got {scale!r}")
+        raise ArgumentValueError(f"scale must be one of {sorted(PRESETS)}, got {scale!r}")
     given = dict(
         n_train=n_train,
         n_desired=n_desired,
@@ -203,14 +204,16 @@ def transformer_task(
     for k in TASK_KEYS:
         v = size[k]
         if k != "chunk_size" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{k} must be a positive int, got {v!r}")
+            raise ArgumentValueError(f"{k} must be a positive int, got {v!r}")
     n, k_dsr, k_tst, length = size["n_train"], size["n_desired"], size["n_test"], size["max_len"]
     need = n + k_dsr + k_tst
 
     stream = _story_stream(corpus, seed, need)
     train_texts = list(itertools.islice(stream, n))
     if len(train_texts) < n:
-        raise ValueError(f"the corpus has {len(train_texts)} distinct stories; N = {n} requested")
+        raise ArgumentValueError(
+            f"the corpus has {len(train_texts)} distinct stories; N = {n} requested"
+        )
     tokenizer = train_tokenizer(train_texts, size["vocab_size"])
     ids = special_ids(tokenizer)
     rows = encode_sequences(tokenizer, train_texts, length)
@@ -221,7 +224,7 @@ def transformer_task(
     while len(held) < k_dsr + k_tst:
         batch = list(itertools.islice(stream, max(64, k_dsr + k_tst - len(held))))
         if not batch:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"the corpus ran out after {len(held)} distinct held-out sequences; "
                 f"K + test = {k_dsr + k_tst} requested (use a larger corpus or smaller sizes)"
             )

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.task import Task
 
 __all__ = ["perceptron_task", "bce_loss"]
@@ -30,11 +31,13 @@ def bce_loss(logits: Tensor, targets: Tensor) -> Tensor:
 def _count(value: float | int, n: int, name: str) -> int:
     """A planted-kind size given as a count (int) or a fraction of N (float in [0, 1))."""
     if isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative count or fraction, got {value!r}")
+        raise ArgumentValueError(f"{name} must be a non-negative count or fraction, got {value!r}")
     if isinstance(value, float) and value < 1:
         return int(round(value * n))
     if float(value) != int(value):
-        raise ValueError(f"{name} must be an int count or a fraction below 1, got {value!r}")
+        raise ArgumentValueError(
+            f"{name} must be an int count or a fraction below 1, got {value!r}"
+        )
     return int(value)
 
 
@@ -119,14 +122,14 @@ def perceptron_task(
         ("n_test", n_test),
     ):
         if not (isinstance(v, int) and v >= 1):
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+            raise ArgumentValueError(f"{name} must be a positive int, got {v!r}")
     pool = n_desired if desired_pool is None else desired_pool
     if not (isinstance(pool, int) and pool >= n_desired):
-        raise ValueError(
+        raise ArgumentValueError(
             f"desired_pool must be an int ≥ n_desired = {n_desired}, got {desired_pool!r}"
         )
     if not 0 <= desired_noise <= 1:
-        raise ValueError(f"desired_noise is a probability in [0, 1], got {desired_noise!r}")
+        raise ArgumentValueError(f"desired_noise is a probability in [0, 1], got {desired_noise!r}")
     g = torch.Generator().manual_seed(seed)
     f64 = torch.float64
     teacher = torch.randn(dim, generator=g, dtype=f64) * dim**0.25  # N(0, √D I)
@@ -145,7 +148,7 @@ def perceptron_task(
     }
     total = sum(counts.values())
     if total >= n_train:
-        raise ValueError(f"planted kinds {counts} need {total} examples but N = {n_train}")
+        raise ArgumentValueError(f"planted kinds {counts} need {total} examples but N = {n_train}")
     order = torch.randperm(n_train, generator=g)
     kinds: dict[str, Tensor] = {}
     pos = 0

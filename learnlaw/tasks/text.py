@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError, MissingFileError
 from learnlaw.core.optional import require
 
 if TYPE_CHECKING:  # tokenizers is imported where a tokenizer is trained
@@ -67,7 +68,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, min_frequency: int
     checks.check_int(min_frequency, "min_frequency", minimum=1)
     low = len(SPECIAL_TOKENS) + N_BYTES
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < low:
-        raise ValueError(
+        raise ArgumentValueError(
             f"vocab_size must be an int >= {low} (3 special tokens + 256 bytes), got {vocab_size!r}"
         )
     tk = require("tokenizers", "the byte-level BPE tokenizer of the Transformer task")
@@ -93,7 +94,9 @@ def special_ids(tokenizer: Tokenizer) -> dict[str, int]:
     for t in SPECIAL_TOKENS:
         i = tokenizer.token_to_id(t)
         if i is None:
-            raise ValueError(f"the tokenizer has no {t} token; build it with train_tokenizer")
+            raise ArgumentValueError(
+                f"the tokenizer has no {t} token; build it with train_tokenizer"
+            )
         out[t.strip("<>")] = i
     return out
 
@@ -113,9 +116,11 @@ def encode_sequences(
     checks.check_int(max_len, "max_len", minimum=1)
     checks.check_bool(add_eos, "add_eos")
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len must be a positive int, got {max_len!r}")
+        raise ArgumentValueError(f"max_len must be a positive int, got {max_len!r}")
     if isinstance(texts, str):
-        raise TypeError("texts must be a sequence of strings, got one string; wrap it in a list")
+        raise ArgumentTypeError(
+            "texts must be a sequence of strings, got one string; wrap it in a list"
+        )
     ids = special_ids(tokenizer)
     width = max_len + 1
     out = torch.full((len(texts), width), ids["pad"], dtype=torch.long)
@@ -180,17 +185,19 @@ def perturb(
     checks.check_int(pad_id, "pad_id")
     checks.check_int(min_len, "min_len", minimum=1)
     if tokens.dim() not in (1, 2) or tokens.dtype not in (torch.int32, torch.int64):
-        raise ValueError(
+        raise ArgumentValueError(
             f"tokens must be (L,) or (B, L) integer ids, got {tuple(tokens.shape)} {tokens.dtype}"
         )
     if isinstance(n_ops, bool) or not isinstance(n_ops, int) or n_ops < 0:
-        raise ValueError(f"n_ops must be a non-negative int, got {n_ops!r}")
+        raise ArgumentValueError(f"n_ops must be a non-negative int, got {n_ops!r}")
     if not ops or any(o not in OPS for o in ops):
-        raise ValueError(f"ops must be a non-empty subset of {OPS}, got {ops!r}")
+        raise ArgumentValueError(f"ops must be a non-empty subset of {OPS}, got {ops!r}")
     banned = {pad_id, *exclude}
     allowed = torch.tensor([i for i in range(vocab_size) if i not in banned], dtype=torch.long)
     if len(allowed) == 0:
-        raise ValueError(f"no token id left to draw: vocab_size={vocab_size}, excluded {banned}")
+        raise ArgumentValueError(
+            f"no token id left to draw: vocab_size={vocab_size}, excluded {banned}"
+        )
     rows = tokens.reshape(-1, tokens.shape[-1]).tolist()
     width = tokens.shape[-1]
     shape = (len(rows), n_ops)
@@ -237,9 +244,9 @@ def perturb_fraction(
     checks.check_int(vocab_size, "vocab_size", minimum=2)
     checks.check_int(pad_id, "pad_id")
     if not 0 <= fraction <= 1:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
+        raise ArgumentValueError(f"fraction must be in [0, 1], got {fraction!r}")
     if batch.dim() != 2:
-        raise ValueError(f"batch must be (B, L) ids, got shape {tuple(batch.shape)}")
+        raise ArgumentValueError(f"batch must be (B, L) ids, got shape {tuple(batch.shape)}")
     b = len(batch)
     mask = torch.zeros(b, dtype=torch.bool)
     mask[torch.randperm(b, generator=generator)[: round(fraction * b)]] = True
@@ -289,7 +296,7 @@ def load_tinystories(
     checks.check_choice(split, "split", ("train", "validation"))
     checks.check_int(n, "n", minimum=1, allow_none=True)
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-        raise ValueError(f"n must be a non-negative int or None, got {n!r}")
+        raise ArgumentValueError(f"n must be a non-negative int or None, got {n!r}")
     if path is None:
         # or pass the path of a local TinyStories .txt file instead
         datasets = require("datasets", "load_tinystories(path=None), which downloads TinyStories,")
@@ -301,13 +308,13 @@ def load_tinystories(
         key = "valid" if split.startswith("valid") else split
         found = sorted(f for f in p.glob("*.txt") if key in f.name)
         if len(found) != 1:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"expected one *.txt file with {key!r} in its name in {p}, found "
                 f"{[f.name for f in found]}; pass the file's path instead"
             )
         p = found[0]
     if not p.is_file():
-        raise FileNotFoundError(f"no TinyStories text file at {p}")
+        raise MissingFileError(f"no TinyStories text file at {p}")
     out = []
     for story in iter_story_file(p):
         if n is not None and len(out) >= n:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from learnlaw.core import checks
+from learnlaw.core.checks import ArgumentValueError
 
 __all__ = ["TransformerConfig", "Transformer", "RMSLayerNorm", "sequence_loss", "count_params"]
 
@@ -61,14 +62,18 @@ class TransformerConfig:
         for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"TransformerConfig.{name} must be a positive int, got {v!r}")
+                raise ArgumentValueError(
+                    f"TransformerConfig.{name} must be a positive int, got {v!r}"
+                )
         if self.d_model % self.n_heads:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"n_heads={self.n_heads} must divide d_model={self.d_model}; pick e.g. "
                 f"n_heads={math.gcd(self.d_model, 8)}"
             )
         if self.attn_scale not in ATTN_SCALES:
-            raise ValueError(f"attn_scale must be one of {ATTN_SCALES}, got {self.attn_scale!r}")
+            raise ArgumentValueError(
+                f"attn_scale must be one of {ATTN_SCALES}, got {self.attn_scale!r}"
+            )
 
     @property
     def head_dim(self) -> int:
@@ -193,9 +198,11 @@ class Transformer(nn.Module):
 
     def forward(self, idx: Tensor) -> Tensor:
         if idx.dim() != 2:
-            raise ValueError(f"Transformer expects (B, L) token ids, got shape {tuple(idx.shape)}")
+            raise ArgumentValueError(
+                f"Transformer expects (B, L) token ids, got shape {tuple(idx.shape)}"
+            )
         if idx.shape[1] > self.config.max_len:
-            raise ValueError(
+            raise ArgumentValueError(
                 f"sequence length {idx.shape[1]} exceeds max_len={self.config.max_len}; "
                 "truncate the inputs or build the model with a larger max_len"
             )
@@ -225,7 +232,7 @@ def sequence_loss(logits: Tensor, targets: Tensor, pad_id: int) -> Tensor:
     """
     checks.check_int(pad_id, "pad_id")
     if logits.dim() != 3 or targets.shape != logits.shape[:2]:
-        raise ValueError(
+        raise ArgumentValueError(
             f"sequence_loss expects logits (B, L, V) and targets (B, L); got "
             f"{tuple(logits.shape)} and {tuple(targets.shape)}"
         )
