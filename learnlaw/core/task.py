@@ -353,8 +353,11 @@ def check_task(task: object) -> Task:
     return task
 
 
-def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:
+def holdout_split(task: Task, n_holdout: int, seed: int = 0, *, name: str = "n_holdout") -> Task:
     """A copy of ``task`` whose desired split loses ``n_holdout`` random examples to its test split.
+
+    The one held-out draw of learnlaw: h ∈ [2, K − 2] desired examples, the last h of
+    ``torch.randperm(K)`` under ``seed`` (``name`` is the caller's argument, for the message).
 
     The returned task's desired split (K − h examples) is what a policy search fits; its test
     split is the held-out h desired examples, so the ``ar_test``/``cr_test`` that
@@ -365,7 +368,7 @@ def holdout_split(task: Task, n_holdout: int, seed: int = 0) -> Task:
     k = task.n_desired
     checks.check_int(
         n_holdout,
-        "n_holdout",
+        name,
         minimum=2,
         maximum=k - 2,
         expected=f"an int in [2, K − 2] = [2, {k - 2}] (K = {k} desired examples)",

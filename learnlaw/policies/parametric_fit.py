@@ -69,7 +69,7 @@ from learnlaw.core.metrics import compression_ratio, empirical_acceleration_rati
 from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
-from learnlaw.core.task import Task, check_task
+from learnlaw.core.task import Task, check_task, holdout_split
 from learnlaw.core.training import DivergenceError, Run, train
 from learnlaw.policies.parametric import (
     _check_link,
@@ -131,20 +131,15 @@ class ParametricResult:
 def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple | None]:
     """The task the fits fit and their validation ``(inputs, targets)`` (or ``None``).
 
-    ``validation`` is ``None``, an int h (h desired examples drawn at random with ``seed`` are
-    moved out of the desired split) or an extra ``(inputs, targets)`` desired part.
+    ``validation`` is ``None``, an int h ∈ [2, K − 2] (h desired examples drawn at random with
+    ``seed`` are moved out of the desired split: :func:`~learnlaw.core.task.holdout_split`, the
+    draw :func:`~learnlaw.select_lr` makes) or an extra ``(inputs, targets)`` desired part.
     """
     if validation is None:
         return task, None
     if isinstance(validation, int) and not isinstance(validation, bool):
-        k = task.n_desired
-        checks.check_int(
-            validation, "validation (desired examples held out)", minimum=1, maximum=k - 1
-        )
-        perm = torch.randperm(k, generator=torch.Generator().manual_seed(seed)).to(task.device)
-        x, y = task.desired
-        keep, held = perm[: k - validation], perm[k - validation :]
-        return task.with_(desired=(x[keep], y[keep])), (x[held], y[held])
+        held = holdout_split(task, validation, seed, name="validation (desired examples held out)")
+        return task.with_(desired=held.desired), held.test
     if isinstance(validation, tuple) and len(validation) == 2 and len(validation[0]) >= 1:
         if len(validation[0]) != len(validation[1]):
             raise ArgumentValueError("validation inputs and targets differ in length")

@@ -232,8 +232,7 @@ def select_lr(
         An :class:`LrChoice`; ``info`` records the split (``n_holdout``, ``holdout_seed``,
         ``n_fit``). Retrain at the chosen η on ``task`` to report on its test split.
     """
-    checks.check_int(n_holdout, "n_holdout", minimum=1, allow_none=True)
-    checks.check_int(holdout_seed, "holdout_seed")
+    checks.check_int(holdout_seed, "holdout_seed")  # n_holdout: holdout_split checks it
     checks.check_choice(criterion, "criterion", ("auc", "final"))
     val = validation_task(task, n_holdout, holdout_seed)
     choice = tune_lr(lambda lr: method(val, lr), grid, criterion=criterion, task=val)
