@@ -246,7 +246,7 @@ TABLE = {
     "generate_stories": (_plain(L.tasks.generate_stories), dict(n=2), {"n": "int0", "seed": "int"}),
     "train_tokenizer": (
         lambda e, **kw: L.tasks.train_tokenizer(["a b"], **kw),
-        dict(vocab_size=30),
+        dict(vocab_size=300),  # ≥ 259: 3 special tokens + 256 bytes
         {"vocab_size": "int2", "min_frequency": "int+"},
     ),
     "encode_sequences": (

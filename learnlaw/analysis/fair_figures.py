@@ -92,13 +92,10 @@ def set_ratio_ticks(axis, ticks, suffix: str = "") -> None:
     numbers (``f"{t:g}"`` plus ``suffix``), with no minor labels: matplotlib's default log labels
     (``2 × 10⁰``) crowd a range that spans less than a decade."""
     ticker = require("matplotlib.ticker", "set_ratio_ticks")
-    FixedFormatter, FixedLocator = ticker.FixedFormatter, ticker.FixedLocator
-    NullFormatter = ticker.NullFormatter
-
     ticks = list(ticks)
-    axis.set_major_locator(FixedLocator(ticks))
-    axis.set_major_formatter(FixedFormatter([f"{t:g}{suffix}" for t in ticks]))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_major_locator(ticker.FixedLocator(ticks))
+    axis.set_major_formatter(ticker.FixedFormatter([f"{t:g}{suffix}" for t in ticks]))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def forest_plot(

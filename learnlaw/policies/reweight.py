@@ -52,28 +52,48 @@ class Reweighted:
     """What :func:`reweight` returns.
 
     Attributes:
-        params: θ_T of the rule's run at its chosen η on every desired example.
-        trust: ``(N,)`` trust_n = N · mean_t γ_{t,n} (1: the uniform share; 0: never used).
-        policy: ``(T, N)`` γ of that run.
-        lr, baseline_lr: η chosen on validation for the rule and for uniform training.
+        policy: ``(T, N)`` γ of the rule's run at its chosen η on every desired example.
         choice, baseline_choice: the two step-size searches (grid, scores, split).
         run, baseline: the two runs at their chosen η (their ``test_loss`` is the desired
             set's curve: the call has no test split of its own; measure yours with ``train``).
-        kind_trust: mean trust of each kind mask given (``{}`` without ``kinds``).
         task: the task that was built (to train, compare or search further).
+
+    The rest is read off these: :attr:`params`, :attr:`trust`, :attr:`kind_trust`, :attr:`lr`,
+    :attr:`baseline_lr`, :attr:`validation_ratio`.
     """
 
-    params: dict[str, Tensor]
-    trust: Tensor
     policy: Tensor
-    lr: float
-    baseline_lr: float
     choice: LrChoice
     baseline_choice: LrChoice
     run: Run
     baseline: Run
-    kind_trust: dict[str, float]
     task: Task
+
+    @property
+    def params(self) -> dict[str, Tensor]:
+        """θ_T of the rule's run."""
+        return self.run.final_params
+
+    @property
+    def trust(self) -> Tensor:
+        """``(N,)`` trust_n = N · mean_t γ_{t,n} (1: the uniform share; 0: never used)."""
+        return self.policy.mean(0) * self.policy.shape[1]
+
+    @property
+    def kind_trust(self) -> dict[str, float]:
+        """Mean trust of each kind mask the task holds (``{}`` without ``kinds``)."""
+        trust = self.trust
+        return {k: float(trust[m.to(trust.device)].mean()) for k, m in self.task.kinds.items()}
+
+    @property
+    def lr(self) -> float:
+        """η chosen on validation for the rule."""
+        return self.choice.lr
+
+    @property
+    def baseline_lr(self) -> float:
+        """η chosen on validation for uniform training."""
+        return self.baseline_choice.lr
 
     @property
     def validation_ratio(self) -> float:
@@ -213,18 +233,4 @@ def reweight(
     bar.close()
     for name, c in (("the rule", choice), ("uniform training", base_choice)):
         _warn_at_edge(name, c, lrs)
-    trust = result.policy.mean(0) * task.n_train
-    kind_trust = {k: float(trust[m.to(trust.device)].mean()) for k, m in task.kinds.items()}
-    return Reweighted(
-        params=result.run.final_params,
-        trust=trust,
-        policy=result.policy,
-        lr=choice.lr,
-        baseline_lr=base_choice.lr,
-        choice=choice,
-        baseline_choice=base_choice,
-        run=result.run,
-        baseline=baseline,
-        kind_trust=kind_trust,
-        task=task,
-    )
+    return Reweighted(result.policy, choice, base_choice, result.run, baseline, task)

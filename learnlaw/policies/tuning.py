@@ -151,7 +151,7 @@ def tune_lr(
         ValueError: an empty grid, a bad η, an unknown criterion or split.
         DivergenceError: every η of the grid diverged.
     """
-    checks.check_choice(criterion, "criterion", ("auc", "final"))
+    checks.check_choice(criterion, "criterion", CRITERIA)
     checks.check_choice(split, "split", ("desired", "test"))
     values = _check_grid(grid)
     table, results = [], []
@@ -232,8 +232,8 @@ def select_lr(
         An :class:`LrChoice`; ``info`` records the split (``n_holdout``, ``holdout_seed``,
         ``n_fit``). Retrain at the chosen η on ``task`` to report on its test split.
     """
-    checks.check_int(holdout_seed, "holdout_seed")  # n_holdout: holdout_split checks it
-    checks.check_choice(criterion, "criterion", ("auc", "final"))
+    # n_holdout: holdout_split checks it; criterion: tune_lr, before any run
+    checks.check_int(holdout_seed, "holdout_seed")
     val = validation_task(task, n_holdout, holdout_seed)
     choice = tune_lr(lambda lr: method(val, lr), grid, criterion=criterion, task=val)
     info = dict(n_holdout=val.n_test, holdout_seed=holdout_seed, n_fit=val.n_desired)

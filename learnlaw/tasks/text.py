@@ -64,24 +64,19 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, min_frequency: int
     Returns:
         A ``tokenizers.Tokenizer``; ``tokenizer.get_vocab_size()`` is the actual |V|.
     """
-    checks.check_int(vocab_size, "vocab_size", minimum=2)
-    checks.check_int(min_frequency, "min_frequency", minimum=1)
     low = len(SPECIAL_TOKENS) + N_BYTES
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < low:
-        raise ArgumentValueError(
-            f"vocab_size must be an int >= {low} (3 special tokens + 256 bytes), got {vocab_size!r}"
-        )
+    expected = f"an int >= {low} (3 special tokens + 256 bytes)"
+    checks.check_int(vocab_size, "vocab_size", minimum=low, expected=expected)
+    checks.check_int(min_frequency, "min_frequency", minimum=1)
     tk = require("tokenizers", "the byte-level BPE tokenizer of the Transformer task")
-    Tokenizer, decoders, models = tk.Tokenizer, tk.decoders, tk.models
-    pre_tokenizers, trainers = tk.pre_tokenizers, tk.trainers
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+    tok = tk.Tokenizer(tk.models.BPE())
+    tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tk.decoders.ByteLevel()
+    trainer = tk.trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
@@ -115,8 +110,6 @@ def encode_sequences(
     """
     checks.check_int(max_len, "max_len", minimum=1)
     checks.check_bool(add_eos, "add_eos")
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ArgumentValueError(f"max_len must be a positive int, got {max_len!r}")
     if isinstance(texts, str):
         raise ArgumentTypeError(
             "texts must be a sequence of strings, got one string; wrap it in a list"
@@ -188,8 +181,6 @@ def perturb(
         raise ArgumentValueError(
             f"tokens must be (L,) or (B, L) integer ids, got {tuple(tokens.shape)} {tokens.dtype}"
         )
-    if isinstance(n_ops, bool) or not isinstance(n_ops, int) or n_ops < 0:
-        raise ArgumentValueError(f"n_ops must be a non-negative int, got {n_ops!r}")
     if not ops or any(o not in OPS for o in ops):
         raise ArgumentValueError(f"ops must be a non-empty subset of {OPS}, got {ops!r}")
     banned = {pad_id, *exclude}
@@ -295,8 +286,6 @@ def load_tinystories(
     """
     checks.check_choice(split, "split", ("train", "validation"))
     checks.check_int(n, "n", minimum=1, allow_none=True)
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-        raise ArgumentValueError(f"n must be a non-negative int or None, got {n!r}")
     if path is None:
         # or pass the path of a local TinyStories .txt file instead
         datasets = require("datasets", "load_tinystories(path=None), which downloads TinyStories,")
