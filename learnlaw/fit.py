@@ -13,10 +13,16 @@ its parametric families and the step-size tuner:
 * :class:`Reweighted` (what :func:`learnlaw.reweight` returns) and its default grid
   :data:`DEFAULT_LRS`;
 * :class:`SearchResult` (what :func:`learnlaw.optimize_policy` returns) and
-  :class:`CheckpointError` (a resume file that does not match its search).
+  :class:`CheckpointError` (a resume file that does not match its search);
+* :func:`fit_loop`, the one outer loop under every fit above (validation, patience, best
+  epoch, divergence, checkpoint/resume, process groups, progress), and :class:`Family`, what a
+  fit plugs into it (its start, its maps to γ and η, its pullback, its update) — write one to
+  fit a policy family of your own; :class:`FitOutcome` is what the loop returns and
+  :func:`rms_normalize` its scale-free outer step.
 """
 
 from learnlaw.core.checkpoint import CheckpointError
+from learnlaw.core.engine import Family, FitOutcome, fit_loop, rms_normalize
 from learnlaw.core.optimize import SearchResult
 from learnlaw.policies.parametric_fit import ParametricResult, fit_block_policy, fit_feature_policy
 from learnlaw.policies.reweight import DEFAULT_LRS, Reweighted
@@ -31,6 +37,8 @@ from learnlaw.policies.tuning import LrChoice, tune_lr, validation_task
 __all__ = [
     "CheckpointError",
     "DEFAULT_LRS",
+    "Family",
+    "FitOutcome",
     "LrChoice",
     "ParametricResult",
     "Reweighted",
@@ -39,7 +47,9 @@ __all__ = [
     "fit_block_policy",
     "fit_feature_policy",
     "fit_joint",
+    "fit_loop",
     "fit_schedule",
+    "rms_normalize",
     "schedule_pullback",
     "tune_lr",
     "validation_task",

@@ -19,8 +19,8 @@ import math
 import torch
 
 import learnlaw as ll
+from learnlaw.core.engine import split_validation
 from learnlaw.core.metrics import empirical_acceleration_ratio
-from learnlaw.policies.parametric_fit import split_validation
 
 p = argparse.ArgumentParser()
 p.add_argument("family", choices=["block", "feature"])

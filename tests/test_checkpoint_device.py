@@ -54,8 +54,8 @@ def test_search_checkpoints_and_kept_policies_are_on_the_cpu(task, tmp_path):
         loaded = load_file(f, "cpu")
         assert all(t.device.type == "cpu" for t in tensors(loaded))
     state = load_state(tmp_path, None, "cpu")
-    assert state["epoch"] == 3 and state["policy"].device.type == "cpu"
-    torch.testing.assert_close(state["policy"], res.policy, rtol=0, atol=0)
+    assert state["epoch"] == 3 and state["params"]["policy"].device.type == "cpu"
+    torch.testing.assert_close(state["params"]["policy"], res.policy, rtol=0, atol=0)
     assert sorted(res.kept) == [0, 2, 3]
     assert all(p.device.type == "cpu" for p in res.kept.values())
     # a kept policy is a copy: the search's later updates did not change it

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 import learnlaw as ll
+import learnlaw.core.engine as engine
 import learnlaw.policies.parametric_fit as pf
+from learnlaw.core.engine import rms_normalize, split_validation
 from learnlaw.core.policy import project_simplex
 from learnlaw.policies.parametric import block_policy
-from learnlaw.policies.parametric_fit import rms_normalize, split_validation
 
 F64 = torch.float64
 T = 12
@@ -29,7 +30,7 @@ def perceptron(n_desired=10):
 def scaled_sweeps(monkeypatch, c: float, at: dict | None = None):
     """Replace the fits' adjoint_sweep by one whose ∂J/∂γ is multiplied by c (or, at the calls
     listed in ``at``, by another factor)."""
-    real = pf.adjoint_sweep
+    real = engine.adjoint_sweep
     calls = []
 
     def sweep(*args, **kwargs):
@@ -39,7 +40,7 @@ def scaled_sweeps(monkeypatch, c: float, at: dict | None = None):
         out.grad.mul_(factor)
         return out
 
-    monkeypatch.setattr(pf, "adjoint_sweep", sweep)
+    monkeypatch.setattr(engine, "adjoint_sweep", sweep)
     return calls
 
 
@@ -325,8 +326,6 @@ def test_sharpness_edge_cases_and_bad_inputs():
 def test_optimize_policy_normalized_step(monkeypatch, tmp_path):
     """outer_step="normalized" in the full search: invariant to the gradient's scale, the same
     steps as fit_block_policy with B = T, and a pre-outer_step checkpoint resumes as "plain"."""
-    import learnlaw.core.optimize as opt
-
     task = perceptron()
     eps = 0.005
     ref = ll.optimize_policy(task, T, 10.0, eps, 3, outer_step="normalized", progress=False)
@@ -335,20 +334,20 @@ def test_optimize_policy_normalized_step(monkeypatch, tmp_path):
     assert len({round(j, 9) for j in js}) == 4, js
     fit = ll.fit.fit_block_policy(task, T, 10.0, T, eps, 3, outer_step="normalized", progress=False)
     assert fit.column("J") == pytest.approx(js, rel=1e-12)
-    real = opt.adjoint_sweep
+    real = engine.adjoint_sweep
 
     def scaled(*args, **kwargs):
         out = real(*args, **kwargs)
         out.grad.mul_(1e4)
         return out
 
-    monkeypatch.setattr(opt, "adjoint_sweep", scaled)
+    monkeypatch.setattr(engine, "adjoint_sweep", scaled)
     res = ll.optimize_policy(task, T, 10.0, eps, 3, outer_step="normalized", progress=False)
     assert res.column("J") == pytest.approx(js, rel=1e-10)
     assert torch.allclose(res.policy, ref.policy, rtol=1e-9, atol=1e-14)
     plain = ll.optimize_policy(task, T, 10.0, eps, 1, progress=False)  # scaled: a huge step
     assert plain.column("J")[1] != pytest.approx(js[1], rel=1e-6)
-    monkeypatch.setattr(opt, "adjoint_sweep", real)
+    monkeypatch.setattr(engine, "adjoint_sweep", real)
     with pytest.raises(ValueError, match="outer_step"):
         ll.optimize_policy(task, T, 10.0, eps, 1, outer_step="rms", progress=False)
     # a state saved before outer_step existed (no such key) resumes as "plain"
@@ -378,10 +377,8 @@ def test_optimize_policy_normalized_step(monkeypatch, tmp_path):
 def test_optimize_policy_divergence_after_epoch_0_names_the_epoch(monkeypatch):
     """The full search keeps raising (its best-finite-epoch twin is fit_block_policy with B = T),
     but as a DivergenceError naming the epoch and lr, before a non-finite step reaches γ."""
-    import learnlaw.core.optimize as opt
-
     task = perceptron()
-    real = opt.adjoint_sweep
+    real = engine.adjoint_sweep
 
     def failing_at(call: int, how: str):
         calls = []
@@ -397,7 +394,7 @@ def test_optimize_policy_divergence_after_epoch_0_names_the_epoch(monkeypatch):
                 out.grad[5, 3] = math.inf
             return out
 
-        monkeypatch.setattr(opt, "adjoint_sweep", sweep)
+        monkeypatch.setattr(engine, "adjoint_sweep", sweep)
         return calls
 
     calls = failing_at(2, "inf")
@@ -406,7 +403,7 @@ def test_optimize_policy_divergence_after_epoch_0_names_the_epoch(monkeypatch):
         ll.training.DivergenceError, match=r"not finite at epoch 1 .*lr = 10.*blocks=steps"
     ):
         ll.optimize_policy(task, T, 10.0, 1e-3, 3, callback=seen.append, progress=False)
-    assert [h["epoch"] for h in seen] == [0] and len(calls) == 2
+    assert [h["epoch"] for h in seen] == [0, 1] and len(calls) == 2  # entry 1 is finite
     failing_at(2, "raise")
     with pytest.raises(
         ll.training.DivergenceError, match=r"step 7 .*lr=10 \(at epoch 1 of the policy"

@@ -228,16 +228,16 @@ def test_bad_inputs():
 def test_an_overflowing_adjoint_is_reported_as_divergence(monkeypatch):
     """A non-finite ∂J/∂γ (the adjoint overflowing at a large η) is a DivergenceError naming the
     epoch and lr, not a NaN policy further on."""
-    import learnlaw.policies.parametric_fit as pf
+    import learnlaw.core.engine as engine
 
-    real = pf.adjoint_sweep
+    real = engine.adjoint_sweep
 
     def overflowing(*args, **kwargs):
         sweep = real(*args, **kwargs)
         sweep.grad[3, 1] = float("inf")
         return sweep
 
-    monkeypatch.setattr(pf, "adjoint_sweep", overflowing)
+    monkeypatch.setattr(engine, "adjoint_sweep", overflowing)
     task = ll.perceptron_task(dim=4, n_train=12, n_desired=6, n_test=6, dtype=torch.float64)
     with pytest.raises(ll.training.DivergenceError, match=r"epoch 0 .*lr = 0\.5"):
         ll.fit.fit_block_policy(task, 10, 0.5, 2, 1e-2, 3, progress=False)

@@ -16,9 +16,9 @@ import torch
 from helpers import central_difference
 
 import learnlaw as ll
-import learnlaw.policies.parametric_fit as pf
+import learnlaw.core.engine as engine
 from learnlaw.core.checkpoint import load_file
-from learnlaw.core.optimize import rms_normalize
+from learnlaw.core.engine import rms_normalize
 from learnlaw.core.policy import project_simplex
 from learnlaw.policies.parametric import (
     block_index,
@@ -141,13 +141,13 @@ def test_joint_gradient_matches_central_differences_along_random_directions(name
 
 def spy_lrs(monkeypatch):
     """Record the step sizes of every sweep the fits run."""
-    real, seen = pf.adjoint_sweep, []
+    real, seen = engine.adjoint_sweep, []
 
     def sweep(task, policy, lr, **kw):
         seen.append(lr.clone())
         return real(task, policy, lr, **kw)
 
-    monkeypatch.setattr(pf, "adjoint_sweep", sweep)
+    monkeypatch.setattr(engine, "adjoint_sweep", sweep)
     return seen
 
 

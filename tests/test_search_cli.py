@@ -121,19 +121,19 @@ def test_run_files_resume_and_errors(tmp_path, capsys):
 
 def test_interrupted_search_resumes_to_the_same_policy(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    from learnlaw.core import optimize
+    from learnlaw.core import engine
 
-    real = optimize.save_state
+    real = engine.save_state
 
     def save_then_stop(ckdir, state, shard):
         real(ckdir, state, shard)
         if state["epoch"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(optimize, "save_state", save_then_stop)
+    monkeypatch.setattr(engine, "save_state", save_then_stop)
     assert search.main([*SMALL, "--out", str(out)]) == 130
     assert "--resume" in capsys.readouterr().err
-    monkeypatch.setattr(optimize, "save_state", real)
+    monkeypatch.setattr(engine, "save_state", real)
     assert search.main([*SMALL, "--out", str(out), "--resume"]) == 0
     torch.testing.assert_close(torch.load(out / "policy.pt"), reference().policy, rtol=0, atol=0)
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]

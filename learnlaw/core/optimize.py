@@ -8,7 +8,7 @@ starting from the uniform policy, where ∂J/∂γ comes from the adjoint sweep
 epochs; the first ``uniform_steps`` rows (t < t_u) can be left uniform.
 
 ``outer_step="normalized"`` divides ∂J/∂γ (its updated rows, with a penalty's gradient added)
-by its root mean square over all those entries before the step (:func:`rms_normalize`): the
+by its root mean square over all those entries before the step (:func:`~learnlaw.core.engine.rms_normalize`): the
 step is then invariant to any positive rescaling of the gradient — the factor η in
 ∂J/∂γ_{t,n} = −η ∇l_n(θ_t)·a_{t+1} and the adjoint's growth at large η alike — and ε is a
 step per entry in units of γ (entries ≈ 1/N: ε ≈ 0.1/N is a tenth of the uniform weight).
@@ -21,70 +21,26 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
-from learnlaw.core.adjoint import adjoint_sweep
-from learnlaw.core.checkpoint import atomic_save, load_file, load_state, save_state
 from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.distributed import (
-    all_reduce,
     gather_columns,
     local_columns,
     project_simplex_sharded,
     shard_of,
 )
-from learnlaw.core.metrics import compression_ratio, empirical_acceleration_ratio
+from learnlaw.core.engine import OUTER_STEPS, Family, fit_loop
 from learnlaw.core.policy import validate_policy
-from learnlaw.core.precision import check_tf32, matmul_precision
+from learnlaw.core.precision import check_tf32
 from learnlaw.core.task import Task
-from learnlaw.core.training import (
-    DIVERGENCE_FACTOR,
-    DivergenceError,
-    Run,
-    check_factor,
-    train,
-)
+from learnlaw.core.training import DIVERGENCE_FACTOR, Run, check_factor
 
-__all__ = ["optimize_policy", "SearchResult", "SearchConfig", "rms_normalize", "OUTER_STEPS"]
-
-OUTER_STEPS = ("plain", "normalized")
-
-
-def rms_normalize(g: Tensor, shard=None) -> Tensor:
-    """g / √(mean g²) over all entries (the ``"normalized"`` outer step); 0 for g = 0.
-
-    ĝ(c·g) = ĝ(g) for every c > 0. Computed as (g/m)/√(mean (g/m)²) with m = max|g|, so that
-    squaring cannot overflow (float32 gradients of 1e20) or underflow. Inside a
-    ``torch.distributed`` group (``shard`` given) the max and the mean run over every rank's
-    columns (two all-reduces of one float).
-
-    Args:
-        g: a finite gradient of any shape (``(T, N)`` or a rank's ``(T, N_r)`` block, ``(Q, D)``).
-        shard: this rank's :class:`~learnlaw.core.distributed.Shard`, or ``None``.
-
-    Returns:
-        ĝ, the shape, dtype and device of ``g``, root mean square 1 (or all zeros).
-    """
-    m = (g.abs().amax() if g.numel() else g.new_zeros(())).reshape(1)
-    count = g.numel()
-    if shard is not None:
-        import torch.distributed as dist
-
-        all_reduce(m, op=dist.ReduceOp.MAX)
-        count = int(all_reduce(torch.tensor([count], dtype=torch.int64, device=g.device))[0])
-    if not bool(m[0] > 0):
-        return torch.zeros_like(g)
-    s = g / m[0]
-    ss = s.square().sum().reshape(1)
-    if shard is not None:
-        all_reduce(ss)
-    return s / (ss[0] / count).sqrt()
+__all__ = ["optimize_policy", "SearchResult", "SearchConfig"]
 
 
 @dataclass(frozen=True)
@@ -176,6 +132,8 @@ def optimize_policy(
 
     Each epoch costs one :func:`~learnlaw.training.adjoint_sweep` (about 2–3 training runs) plus
     one projection of the (T, N) policy; memory is that of the sweep plus two (T, N) tensors.
+    The epochs run on :func:`learnlaw.fit.fit_loop` (the loop of every fit) with the family
+    ``"full"`` (φ = γ itself), ``select="last"`` and ``on_divergence="raise"``.
 
     Args:
         task: the task; J uses its desired split, every reported metric its test split.
@@ -196,9 +154,10 @@ def optimize_policy(
         penalty: a regulariser R(γ) minimised together with J: ``penalty(policy)`` returns
             ``(R, ∂R/∂γ)``; the step then uses ∂J/∂γ + ∂R/∂γ and the history records ``R``.
         progress: a tqdm bar over epochs showing the current J.
-        callback: called with each new history entry, once the epoch's state is saved (the
-            entry of epoch E, the final policy, comes after the last update); an exception it
-            raises stops the search, which ``resume=True`` then continues.
+        callback: called with each new history entry as soon as it is recorded, before that
+            epoch's update (the entry of epoch E, the final policy, comes last); an exception
+            it raises stops the search, which ``resume=True`` then continues from the start of
+            that epoch.
         divergence_factor: the divergence criterion of every training run and sweep (see
             :data:`learnlaw.training.DIVERGENCE_FACTOR`; ``None``: non-finite only).
         tf32: run every training run and sweep with TF32 float32 matmuls on an NVIDIA Ampere+
@@ -261,131 +220,52 @@ def optimize_policy(
         outer_step,
     )
     opts = dict(dtype=task.dtype, device=task.device)
-    n_local = task.n_train if shard is None else shard.size()
-    uniform = torch.full((steps, n_local), 1.0 / task.n_train, **opts)  # this rank's columns
-    baseline = train(task, uniform, lr, divergence_factor=divergence_factor, tf32=tf32)
     if initial_policy is not None:
         policy = validate_policy(initial_policy, steps=steps, n=task.n_train).to(**opts)
         policy = local_columns(policy, shard).clone()
     else:
-        policy = uniform.clone()
-    history: list[dict] = []
-    kept: dict[int, Tensor] = {}
-    start = 0
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckdir is not None:
-        ckdir.mkdir(parents=True, exist_ok=True)
-        state = load_state(ckdir, shard, task.device) if resume else None
-        if state is not None:
-            saved = {"outer_step": "plain", **state["config"]}  # saved before outer_step
-            if saved != asdict(config):
-                diff = {
-                    k: (v, asdict(config)[k])
-                    for k, v in saved.items()
-                    if asdict(config).get(k) != v
-                }
-                raise ArgumentValueError(
-                    f"cannot resume from {ckdir}: it was saved by a different search "
-                    f"(saved vs now: {diff}); use another checkpoint_dir or resume=False"
-                )
-            policy, history, start = state["policy"].to(**opts), state["history"], state["epoch"]
-            for e in state["kept"]:
-                kept[e] = load_file(ckdir / f"policy_{e}.pt", "cpu")
+        n_local = task.n_train if shard is None else shard.size()
+        policy = torch.full((steps, n_local), 1.0 / task.n_train, **opts)
+    penalty_grad: list[Tensor] = []  # ∂R/∂γ of the current epoch, for the pullback
 
-    def record(epoch: int, desired: Tensor, test: Tensor, eps: float) -> dict:
-        entry = dict(
-            epoch=epoch,
-            J=float(desired[1:].sum()),
-            test_auc=float(test[1:].sum()),
-            cr_test=compression_ratio(test, task.vocab_size),
-            ar_test=empirical_acceleration_ratio(baseline.test_loss, test),
-            zero_fraction=zeros() / (steps * task.n_train),
-            outer_lr=eps,
+    def annotate(entry: dict, epoch: int, params: dict) -> None:
+        entry["outer_lr"] = (
+            _step_size(outer_lr, schedule, epoch, epochs) if epoch < epochs else math.nan
         )
-        history.append(entry)
-        return entry
-
-    def zeros() -> float:
-        count = (policy == 0).sum().to(policy.dtype).reshape(1)
-        return float(all_reduce(count)[0]) if shard is not None else float(count[0])
-
-    def keep_now(epoch: int) -> None:
-        if epoch in keep and epoch not in kept:
-            kept[epoch] = gather_columns(policy, shard).to("cpu", copy=True)
-            if ckdir is not None and (shard is None or shard.rank == 0):
-                atomic_save(kept[epoch], ckdir / f"policy_{epoch}.pt")
-
-    bar = tqdm(
-        range(start, epochs),
-        desc="policy search",
-        disable=not progress,
-        initial=start,
-        total=epochs,
-    )
-    for epoch in bar:
-        try:
-            sweep = adjoint_sweep(
-                task,
-                policy,
-                lr,
-                checkpoint_every=checkpoint_every,
-                divergence_factor=divergence_factor,
-                tf32=tf32,
-            )
-        except DivergenceError as err:
-            if epoch == 0:
-                raise
-            raise DivergenceError(
-                f"{err} (at epoch {epoch} of the policy search; {_BEST})"
-            ) from None
-        eps = _step_size(outer_lr, schedule, epoch, epochs)
-        entry = record(epoch, sweep.desired_loss, sweep.test_loss, eps)
-        grad = sweep.grad
-        if penalty is not None:
-            with matmul_precision(tf32):
-                value, pgrad = penalty(policy)
+        if penalty is not None and epoch < epochs:
+            value, pgrad = penalty(params["policy"])
             entry["penalty"] = float(value)
-            grad = grad + pgrad
-        keep_now(epoch)
-        bar.set_postfix(J=f"{entry['J']:.4f}", AR=f"{entry['ar_test']:.2f}")
-        rows = grad[uniform_steps:]
-        bad = (~torch.isfinite(rows)).sum().to(rows.dtype).reshape(1)  # one float per rank
-        if bool((all_reduce(bad) if shard is not None else bad)[0] > 0):
-            raise DivergenceError(
-                f"∂J/∂γ is not finite at epoch {epoch} of the policy search (lr = {lr:g}): the "
-                f"adjoint sweep overflowed through the T steps; use a smaller lr or outer_lr "
-                f"({_BEST})"
-            )
-        if outer_step == "normalized":
-            rows = rms_normalize(rows, shard)
-        step = project_simplex_sharded(policy[uniform_steps:] - eps * rows, shard)
-        policy[uniform_steps:] = step
-        if ckdir is not None:
-            save_state(
-                ckdir,
-                dict(
-                    config=asdict(config),
-                    policy=policy,
-                    history=history,
-                    epoch=epoch + 1,
-                    kept=sorted(kept),
-                ),
-                shard,
-            )
-        if callback is not None:
-            callback(entry)
-    bar.close()
-    final = train(task, policy, lr, divergence_factor=divergence_factor, tf32=tf32)
-    if not history or history[-1]["epoch"] != epochs:
-        entry = record(epochs, final.desired_loss, final.test_loss, math.nan)
-        if callback is not None:
-            callback(entry)
-    keep_now(epochs)
+            penalty_grad[:] = [pgrad]
+
+    def pullback(params: dict, sweep) -> dict:
+        grad = sweep.grad + penalty_grad[0] if penalty is not None else sweep.grad
+        return {"policy": grad[uniform_steps:]}
+
+    def update(params: dict, grads: dict, epoch: int) -> dict:
+        eps = _step_size(outer_lr, schedule, epoch, epochs)
+        p = params["policy"]
+        p[uniform_steps:] = project_simplex_sharded(
+            p[uniform_steps:] - eps * grads["policy"], shard
+        )
+        return params
+
+    family = Family(
+        "full", {"policy": policy}, lambda params: params["policy"], pullback, update,
+        annotate=annotate, frozen_rows=uniform_steps, desc="policy search",
+    )  # fmt: skip
+    out = fit_loop(
+        task, steps, lr, family, epochs=epochs, checkpoint_every=checkpoint_every,
+        checkpoint_dir=checkpoint_dir, resume=resume, config=asdict(config),
+        config_defaults={"outer_step": "plain"}, progress=progress, callback=callback,
+        tf32=tf32, outer_step=outer_step, select="last", on_divergence="raise",
+        divergence_hint=f" ({_BEST})", divergence_factor=divergence_factor, keep=set(keep),
+        shard=shard, timed=False, noun="search",
+    )  # fmt: skip
     return SearchResult(
-        policy=gather_columns(policy, shard),
-        history=history,
-        kept=kept,
-        baseline=baseline,
-        final=final,
+        policy=gather_columns(out.params["policy"], shard),
+        history=out.history,
+        kept=out.kept,
+        baseline=out.baseline,
+        final=out.run,
         config=config,
     )

@@ -21,7 +21,7 @@ and the adjoint a, which grows wherever η·λ_max(H_t) > 2 (:mod:`learnlaw.anal
 With ``outer_step="plain"`` (the default, the stored numerics of the book) φ moves by ε·∂J/∂φ,
 so one ε cannot serve a whole η grid: what is a small step at η = 0.1 overshoots at η = 10.
 ``outer_step="normalized"`` divides the pulled-back gradient g = ∂J/∂φ by its root mean square
-over all its entries, ĝ = g / √(mean g²) (:func:`~learnlaw.core.optimize.rms_normalize`;
+over all its entries, ĝ = g / √(mean g²) (:func:`~learnlaw.core.engine.rms_normalize`;
 g = 0 gives ĝ = 0), before the optimizer sees it. ĝ is unchanged by any positive rescaling g → c·g, so the update is invariant
 to the scale of ∂J/∂γ — the explicit factor η and the adjoint's growth alike — and ε becomes a
 step in units of φ per entry (root mean square): for block policies, rows on the simplex with
@@ -51,26 +51,19 @@ non-finite ∂J/∂γ of the initial policy: the initial policy is not trainable
 from __future__ import annotations
 
 import math
-import os
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
-from learnlaw.core.adjoint import Sweep, adjoint_sweep
-from learnlaw.core.checkpoint import load_state, save_state
+from learnlaw.core.adjoint import Sweep
 from learnlaw.core.checks import ArgumentValueError
-from learnlaw.core.metrics import compression_ratio, empirical_acceleration_ratio
-from learnlaw.core.optimize import OUTER_STEPS, rms_normalize
-from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
-from learnlaw.core.precision import check_tf32, matmul_precision
-from learnlaw.core.task import Task, check_task, holdout_split
-from learnlaw.core.training import DivergenceError, Run, train
+from learnlaw.core.engine import OUTER_STEPS, Family, fit_loop, split_validation
+from learnlaw.core.policy import project_simplex, validate_policy
+from learnlaw.core.precision import check_tf32
+from learnlaw.core.task import Task, check_task
+from learnlaw.core.training import Run
 from learnlaw.policies.parametric import (
     _check_link,
     block_policy,
@@ -84,8 +77,6 @@ __all__ = [
     "ParametricResult",
     "fit_block_policy",
     "fit_feature_policy",
-    "rms_normalize",
-    "split_validation",
 ]
 
 
@@ -126,226 +117,6 @@ class ParametricResult:
     def column(self, name: str) -> list[float]:
         """One history field over the epochs, e.g. ``result.column("ar_test")``."""
         return [h.get(name, math.nan) for h in self.history]
-
-
-def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple | None]:
-    """The task the fits fit and their validation ``(inputs, targets)`` (or ``None``).
-
-    ``validation`` is ``None``, an int h ∈ [2, K − 2] (h desired examples drawn at random with
-    ``seed`` are moved out of the desired split: :func:`~learnlaw.core.task.holdout_split`, the
-    draw :func:`~learnlaw.select_lr` makes) or an extra ``(inputs, targets)`` desired part.
-    """
-    if validation is None:
-        return task, None
-    if isinstance(validation, int) and not isinstance(validation, bool):
-        held = holdout_split(task, validation, seed, name="validation (desired examples held out)")
-        return task.with_(desired=held.desired), held.test
-    if isinstance(validation, tuple) and len(validation) == 2 and len(validation[0]) >= 1:
-        if len(validation[0]) != len(validation[1]):
-            raise ArgumentValueError("validation inputs and targets differ in length")
-        return task, validation
-    raise ArgumentValueError(
-        "validation must be None, an int (desired examples to hold out at random) or an "
-        f"(inputs, targets) pair of extra desired examples, got {type(validation).__name__}"
-    )
-
-
-def _fit(*args, epochs: int, patience: int | None, tf32: bool, **kwargs):
-    """:func:`_fit_loop` under ``matmul_precision(tf32)`` (the policy maps and pullbacks; the
-    runs pass ``tf32`` on themselves). Its callers have checked ``epochs`` and ``patience``."""
-    check_tf32(tf32)
-    with matmul_precision(tf32):
-        return _fit_loop(*args, epochs=epochs, patience=patience, tf32=tf32, **kwargs)
-
-
-def describe_lr(lr: float | Tensor) -> str:
-    """``"lr = 0.1"``, or the range of a ``(T,)`` schedule, for messages."""
-    if isinstance(lr, Tensor):
-        return f"lr = a schedule with η_t in [{float(lr.min()):.3g}, {float(lr.max()):.3g}]"
-    return f"lr = {lr:g}"
-
-
-def _finite(params: dict[str, Tensor]) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in params.values())
-
-
-def _fit_loop(
-    task: Task,
-    steps: int,
-    lr: float,
-    params: dict[str, Tensor],
-    to_policy: Callable[[dict[str, Tensor]], Tensor],
-    pullback: Callable[[dict[str, Tensor], Sweep], dict[str, Tensor]],
-    update: Callable[[dict[str, Tensor], dict[str, Tensor], int], dict[str, Tensor]],
-    *,
-    epochs: int,
-    validation,
-    validation_seed: int,
-    patience: int | None,
-    track_test: bool,
-    checkpoint_every,
-    progress: bool,
-    family: str,
-    tf32: bool,
-    outer_step: str = "plain",
-    to_lr: Callable[[dict[str, Tensor]], Tensor] | None = None,
-    opt_state: dict[str, Tensor] | None = None,
-    checkpoint_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    config: dict | None = None,
-    callback: Callable[[dict], None] | None = None,
-) -> tuple[dict[str, Tensor], list[dict], int, Run, Run, float, str | None]:
-    """The epoch loop shared by every fit: sweep at the parameters, record, pull back, update.
-
-    ``params`` are named parameter blocks (e.g. ``{"phi": φ}``, or ``{"phi": φ, "rho": ρ}``
-    for a learned schedule); ``pullback(params, sweep)`` returns ∂J/∂ of each block (from
-    ``sweep.grad`` = ∂J/∂γ and ``sweep.lr_grad`` = ∂J/∂η), each divided by its own RMS when
-    ``outer_step="normalized"``; ``update(params, grads, epoch)`` returns the next blocks.
-    ``to_lr(params)`` gives the ``(T,)`` schedule of the sweeps and the final run (default: the
-    constant ``lr``, which always serves the uniform baselines). With ``checkpoint_dir`` the
-    state (params, ``opt_state`` — tensors the update mutates in place, e.g. Adam's moments —,
-    history, best, epoch) is saved at the start of every epoch (:mod:`learnlaw.core.checkpoint`)
-    and ``resume=True`` continues from it bit-identically; ``config`` must then match the saved
-    one. ``callback(entry)`` sees each history entry once it is recorded (an exception it
-    raises interrupts the fit; ``resume=True`` recomputes that epoch).
-    """
-    start = time.perf_counter()
-    fit_task, val = split_validation(task, validation, validation_seed)
-    sweep_task = fit_task if val is None else fit_task.with_(test=val)
-    uniform = uniform_policy(steps, task.n_train, dtype=task.dtype, device=task.device)
-    base_sweep = train(sweep_task, uniform, lr, tf32=tf32)
-    base_test = (
-        train(fit_task, uniform, lr, tf32=tf32) if val is not None and track_test else base_sweep
-    )
-    lr_of = (lambda p: lr) if to_lr is None else to_lr
-    history: list[dict] = []
-    best = (math.inf, 0, {k: v.clone() for k, v in params.items()})
-    stopped: str | None = None
-    first = 0
-    ckdir = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if ckdir is not None:
-        ckdir.mkdir(parents=True, exist_ok=True)
-        state = load_state(ckdir, None, task.device) if resume else None
-        if state is not None:
-            if state["config"] != config:
-                diff = {k: (state["config"].get(k), v) for k, v in config.items()}
-                diff = {k: v for k, v in diff.items() if v[0] != v[1]}
-                raise ArgumentValueError(
-                    f"cannot resume from {ckdir}: it was saved by a different fit (saved vs "
-                    f"now: {diff}); use another checkpoint_dir or resume=False"
-                )
-            if state["epoch"] > epochs:
-                raise ArgumentValueError(
-                    f"cannot resume from {ckdir}: it is at epoch {state['epoch']} but epochs = "
-                    f"{epochs}; pass epochs ≥ {state['epoch']}"
-                )
-            params, history, first = state["params"], state["history"], state["epoch"]
-            best = tuple(state["best"])
-            for k, v in (opt_state or {}).items():
-                v.copy_(state["opt_state"][k])
-
-    def stop(epoch: int, why: str, entry: dict | None = None) -> str:
-        """Record why the fit stops at ``epoch`` (a new NaN entry unless one is given)."""
-        if entry is None:
-            entry = dict(epoch=epoch, J=math.nan, seconds=time.perf_counter() - start)
-            history.append(entry)
-        entry["stopped"] = why
-        return why
-
-    bar = tqdm(total=epochs, initial=first, desc=f"{family} policy fit", disable=not progress)
-    for epoch in range(first, epochs + 1):
-        if ckdir is not None:
-            state = dict(config=config, params=params, opt_state=opt_state or {}, best=best)
-            save_state(ckdir, dict(state, history=history, epoch=epoch), None)
-        policy = validate_policy(to_policy(params), steps=steps, n=task.n_train)
-        step_lr = lr_of(params)
-        try:
-            if epoch < epochs:
-                sweep = adjoint_sweep(
-                    sweep_task, policy, step_lr, checkpoint_every=checkpoint_every, tf32=tf32
-                )
-                desired, other = sweep.desired_loss, sweep.test_loss
-            else:
-                run = train(sweep_task, policy, step_lr, tf32=tf32)
-                desired, other = run.desired_loss, run.test_loss
-            test = None
-            if val is not None and track_test:
-                test = train(fit_task, policy, step_lr, tf32=tf32).test_loss
-        except DivergenceError as err:
-            if epoch == 0:
-                raise DivergenceError(
-                    f"{err} (at epoch 0 of the {family} policy fit: the initial policy "
-                    "diverges at this lr; use a smaller lr)"
-                ) from None
-            stopped = stop(epoch, f"diverged at epoch {epoch}: {err}")
-            break
-        if val is None:
-            test = other if track_test else None
-        entry = dict(
-            epoch=epoch,
-            J=float(desired[1:].sum()),
-            zero_fraction=float((policy == 0).sum()) / policy.numel(),
-        )
-        if test is not None:
-            entry.update(
-                test_auc=float(test[1:].sum()),
-                cr_test=compression_ratio(test, task.vocab_size),
-                ar_test=empirical_acceleration_ratio(base_test.test_loss, test),
-            )
-        if val is not None:
-            entry.update(
-                val_auc=float(other[1:].sum()),
-                ar_val=empirical_acceleration_ratio(base_sweep.test_loss, other),
-            )
-        entry["seconds"] = time.perf_counter() - start
-        history.append(entry)
-        score = entry["val_auc"] if val is not None else entry["J"]
-        if score < best[0]:
-            best = (score, epoch, {k: v.clone() for k, v in params.items()})
-        if callback is not None:
-            callback(entry)
-        show = {"J": f"{entry['J']:.4f}"}
-        if val is not None:
-            show["AR_val"] = f"{entry['ar_val']:.2f}"
-        if test is not None:
-            show["AR_test"] = f"{entry['ar_test']:.2f}"
-        bar.set_postfix(show)
-        if epoch == epochs or (patience is not None and epoch - best[1] >= patience):
-            break
-        if not bool(torch.isfinite(sweep.grad).all()):
-            why = (
-                f"∂J/∂γ is not finite at epoch {epoch} of the {family} policy fit "
-                f"({describe_lr(step_lr)}): the adjoint sweep overflowed through the T steps"
-            )
-            if epoch == 0:
-                raise DivergenceError(f"{why}; use a smaller lr")
-            stopped = stop(epoch, f"diverged at epoch {epoch}: {why}", entry)
-            break
-        grad = pullback(params, sweep)
-        if outer_step == "normalized":
-            grad = {k: rms_normalize(g) for k, g in grad.items()}
-        params_next = update(params, grad, epoch)
-        lr_next = None if to_lr is None else to_lr(params_next)
-        if not _finite(params_next) or (lr_next is not None and not bool((lr_next > 0).all())):
-            what = "parameters" if not _finite(params_next) else "step sizes exp(ρ)"
-            why = (
-                f"the {family} policy {what} became non-finite after the update of epoch "
-                f"{epoch} ({describe_lr(step_lr)}); lower outer_lr"
-            )
-            stopped = stop(epoch + 1, f"diverged at epoch {epoch + 1}: {why}")
-            break
-        params = params_next
-        bar.update(1)
-    bar.close()
-    _, best_epoch, params = best
-    final = train(task, to_policy(params), lr_of(params), tf32=tf32)
-    if val is None:  # sweep_task is task
-        baseline = base_sweep
-    elif fit_task is task and track_test:  # base_test = train(task, uniform, lr)
-        baseline = base_test
-    else:
-        baseline = train(task, uniform, lr, tf32=tf32)
-    return params, history, best_epoch, final, baseline, time.perf_counter() - start, stopped
 
 
 def feature_setup(
@@ -482,19 +253,21 @@ def fit_block_policy(
             )
         }
 
-    params, history, best, run, base, secs, stopped = _fit(
-        task, steps, lr, {"phi": phi},
-        lambda p: block_policy(p["phi"], steps),
-        lambda p, sweep: {"phi": block_pullback(sweep.grad, blocks)},
-        update,
-        epochs=epochs, validation=validation, validation_seed=validation_seed,
-        patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
-        progress=progress, family="block", tf32=tf32, outer_step=outer_step,
+    family = Family(
+        "block", {"phi": phi}, lambda p: block_policy(p["phi"], steps),
+        lambda p, sweep: {"phi": block_pullback(sweep.grad, blocks)}, update,
     )  # fmt: skip
-    phi = params["phi"]
+    out = fit_loop(
+        task, steps, lr, family, epochs=epochs, validation=validation,
+        validation_seed=validation_seed, patience=patience, track_test=track_test,
+        checkpoint_every=checkpoint_every, progress=progress, tf32=check_tf32(tf32),
+        outer_step=outer_step,
+    )  # fmt: skip
+    phi = out.params["phi"]
     return ParametricResult(
-        block_policy(phi, steps), phi, history, run, base, best, secs, "block", stopped=stopped
-    )
+        block_policy(phi, steps), phi, out.history, out.run, out.baseline, out.best_epoch,
+        out.seconds, "block", stopped=out.stopped,
+    )  # fmt: skip
 
 
 def fit_feature_policy(
@@ -586,14 +359,18 @@ def fit_feature_policy(
         g = feature_pullback(p["phi"], features, sweep.grad, link=link, temperature=temperature)
         return {"phi": g}
 
-    params, history, best, run, base, secs, stopped = _fit(
-        task, steps, lr, {"phi": phi}, lambda p: to_policy(p["phi"]), pullback, update,
-        epochs=epochs, validation=validation, validation_seed=validation_seed,
-        patience=patience, track_test=track_test, checkpoint_every=checkpoint_every,
-        progress=progress, family="feature", tf32=tf32, outer_step=outer_step,
+    family = Family(
+        "feature", {"phi": phi}, lambda p: to_policy(p["phi"]), pullback, update,
+        opt_state={"m": m, "v": v},
     )  # fmt: skip
-    phi = params["phi"]
+    out = fit_loop(
+        task, steps, lr, family, epochs=epochs, validation=validation,
+        validation_seed=validation_seed, patience=patience, track_test=track_test,
+        checkpoint_every=checkpoint_every, progress=progress, tf32=check_tf32(tf32),
+        outer_step=outer_step,
+    )  # fmt: skip
+    phi = out.params["phi"]
     return ParametricResult(
-        to_policy(phi), phi, history, run, base, best, secs, "feature", features, feature_names,
-        stopped,
+        to_policy(phi), phi, out.history, out.run, out.baseline, out.best_epoch, out.seconds,
+        "feature", features, feature_names, out.stopped,
     )  # fmt: skip

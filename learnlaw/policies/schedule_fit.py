@@ -15,7 +15,7 @@ theory.kkt_report`): an interior optimum of the schedule has Σ_{t∈c} λ_t = 0
 (:mod:`learnlaw.analysis.schedule_theory`).
 
 **The update** is normalized gradient descent on ρ, ρ ← ρ − ε_η ĝ with ĝ = g/√(mean g²)
-(:func:`~learnlaw.core.optimize.rms_normalize`): ε_η is the root-mean-square change of log η
+(:func:`~learnlaw.core.engine.rms_normalize`): ε_η is the root-mean-square change of log η
 per block per epoch (0.1: about 10 % per epoch), whatever the scale of ∂J/∂ρ — which carries the
 adjoint's growth Π|1 − η_t λ_max| and so spans orders of magnitude along a schedule search
 (the case for ``outer_step="normalized"`` in :mod:`learnlaw.policies.parametric_fit`). Log
@@ -27,7 +27,7 @@ too large steps, where Adam's averaged moments would keep pushing η up for seve
 simplex (``"block"``; ``"full"`` is Q = T, the full T×N search) updated by
 Proj_Δ(φ − ε ĝ_φ), or a feature scorer γ_t = link(F φ_{b(t)}) updated by Adam (default) or GD
 on ĝ_φ — both pullbacks those of :mod:`learnlaw.policies.parametric` — and each parameter block
-normalized by its own RMS. The epoch loop is :func:`~learnlaw.policies.parametric_fit._fit_loop`
+normalized by its own RMS. The epoch loop is :func:`~learnlaw.core.engine.fit_loop`
 (validation choice of the returned epoch, patience, the best-finite-epoch rule on divergence),
 here with θ-free checkpoints: with ``checkpoint_dir`` the state is saved at the start of every
 epoch and ``resume=True`` continues bit-identically, also to more epochs than first asked (the
@@ -47,7 +47,9 @@ from torch import Tensor
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep
 from learnlaw.core.checks import ArgumentValueError
+from learnlaw.core.engine import Family, fit_loop
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
+from learnlaw.core.precision import check_tf32
 from learnlaw.core.task import Task, check_task
 from learnlaw.core.training import Run
 from learnlaw.policies.parametric import (
@@ -58,7 +60,7 @@ from learnlaw.policies.parametric import (
     feature_policy,
     feature_pullback,
 )
-from learnlaw.policies.parametric_fit import _fit, adam_step, feature_setup
+from learnlaw.policies.parametric_fit import adam_step, feature_setup
 
 __all__ = [
     "FAMILIES",
@@ -232,25 +234,29 @@ def _fit_schedule_and(
         validation=_validation_key(validation), validation_seed=validation_seed,
         track_test=loop["track_test"], checkpoint_every=loop["checkpoint_every"],
     )  # fmt: skip
-    params, history, best, run, base, secs, stopped = _fit(
-        task, steps, lr, {**weights, "rho": rho}, to_policy, pull, step,
-        epochs=epochs, validation=validation, validation_seed=validation_seed,
-        family=family, outer_step="normalized", to_lr=lambda p: block_schedule(p["rho"], steps),
-        checkpoint_dir=checkpoint_dir, config=config, **loop,
+    fam = Family(
+        family, {**weights, "rho": rho}, to_policy, pull, step,
+        to_lr=lambda p: block_schedule(p["rho"], steps), opt_state=loop.pop("opt_state", {}),
     )  # fmt: skip
-    rho = params["rho"]
-    phi = params.get("phi")
+    loop["tf32"] = check_tf32(loop["tf32"])
+    out = fit_loop(
+        task, steps, lr, fam, epochs=epochs, validation=validation,
+        validation_seed=validation_seed, outer_step="normalized", checkpoint_dir=checkpoint_dir,
+        config=config, **loop,
+    )  # fmt: skip
+    rho = out.params["rho"]
+    phi = out.params.get("phi")
     return ScheduleResult(
         lr=block_schedule(rho, steps).cpu(),
         rho=rho.cpu(),
-        policy=None if phi is None else to_policy(params),
+        policy=None if phi is None else to_policy(out.params),
         phi=phi,
-        history=history,
-        best_epoch=best,
-        stopped=stopped,
-        run=run,
-        baseline=base,
-        seconds=secs,
+        history=out.history,
+        best_epoch=out.best_epoch,
+        stopped=out.stopped,
+        run=out.run,
+        baseline=out.baseline,
+        seconds=out.seconds,
         family=family,
     )
 
