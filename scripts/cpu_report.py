@@ -6,6 +6,10 @@ not take effect (an unknown variable name, a library that ignores it) stops befo
 
     python scripts/cpu_report.py                 # print only
     python scripts/cpu_report.py --expect avx2   # exit 1 unless torch and numpy run AVX2 kernels
+    python scripts/cpu_report.py --is avx2       # the same test, silent: exit 0 or 1
+
+(``.ci/run`` uses ``--is avx2`` to see whether this machine's own kernels already are the AVX2
+ones, so that its AVX2 pass need not repeat what ``make test`` just ran.)
 
 Prints one line, e.g. ``torch 2.13.0+cpu: ATen AVX2, 2 thread(s); numpy 2.4.6: dispatch
 X86_V3; OpenBLAS Haswell``.
@@ -53,22 +57,33 @@ def report() -> dict:
     }
 
 
+def _wrong(r: dict, variant: str) -> list[str]:
+    """How the kernels of report ``r`` differ from ``variant``'s (empty: they are its)."""
+    capability, banned = EXPECT[variant]
+    wrong = []
+    if r["capability"] != capability:
+        wrong.append(f"torch runs {r['capability']} kernels, expected {capability}")
+    if banned & set(r["dispatch"]):
+        wrong.append(f"numpy dispatches {sorted(banned & set(r['dispatch']))}")
+    return wrong
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--expect", choices=sorted(EXPECT), help="the variant that must hold")
+    parser.add_argument(
+        "--is", dest="is_", choices=sorted(EXPECT), help="exit 0 if it holds, 1 if not; no output"
+    )
     args = parser.parse_args(argv)
     r = report()
+    if args.is_:
+        return 0 if not _wrong(r, args.is_) else 1
     print(
         f"torch {r['torch']}: ATen {r['capability']}, {r['threads']} thread(s); "
         f"numpy {r['numpy']}: dispatch {' '.join(r['dispatch']) or 'baseline only'}; {r['blas']}"
     )
     if args.expect:
-        capability, banned = EXPECT[args.expect]
-        wrong = []
-        if r["capability"] != capability:
-            wrong.append(f"torch runs {r['capability']} kernels, expected {capability}")
-        if banned & set(r["dispatch"]):
-            wrong.append(f"numpy dispatches {sorted(banned & set(r['dispatch']))}")
+        wrong = _wrong(r, args.expect)
         if wrong:
             print(
                 f"cpu_report: the '{args.expect}' variant did not take effect: "

@@ -138,6 +138,9 @@ class Family:
         annotate: ``(entry, epoch, φ)`` adds the family's own fields to a history entry
             before it is kept (e.g. the outer step size used after it).
         frozen_rows: ∂J/∂γ rows t < frozen_rows are not fitted (and not checked for finiteness).
+        on_simplex: ``update`` keeps every row of γ(φ) on the simplex by construction (a
+            projection, a softmax): the loop then checks γ at its first epoch only, not every
+            epoch (at T = 2000, N = 4096 a check costs about 6% of a perceptron epoch).
         desc: the progress bar's label (default ``"<name> policy fit"``).
     """
 
@@ -150,6 +153,7 @@ class Family:
     opt_state: dict[str, Tensor] = field(default_factory=dict)
     annotate: Callable[[dict, int, dict[str, Tensor]], None] | None = None
     frozen_rows: int = 0
+    on_simplex: bool = False
     desc: str | None = None
 
 
@@ -322,7 +326,7 @@ def fit_loop(
                     ckdir, dict(state, history=history, epoch=epoch, kept=sorted(kept)), shard
                 )
             policy = family.to_policy(params)
-            if shard is None:
+            if shard is None and (epoch == first or not family.on_simplex):
                 policy = validate_policy(policy, steps=steps, n=task.n_train)
             step_lr = lr_of(params)
             try:

@@ -251,7 +251,7 @@ def optimize_policy(
 
     family = Family(
         "full", {"policy": policy}, lambda params: params["policy"], pullback, update,
-        annotate=annotate, frozen_rows=uniform_steps, desc="policy search",
+        annotate=annotate, frozen_rows=uniform_steps, on_simplex=True, desc="policy search",
     )  # fmt: skip
     out = fit_loop(
         task, steps, lr, family, epochs=epochs, checkpoint_every=checkpoint_every,
