@@ -1,6 +1,6 @@
-"""The fair fight (issue #21): every method against a tuned learner, on equal footing.
+"""The fair fight: every method against a tuned learner, on equal footing.
 
-Differences from scripts/practice_grid.py (the grid the practice chapter was first written from):
+What makes it fair:
 
 * one η grid for every method, ``GRID`` (0.01 … 3000, factors of ≈3), wider than any chosen η;
   cheap methods run all of it, the adjoint-fitted ones walk it from uniform's tuned η outwards
@@ -39,7 +39,6 @@ import torch
 
 import learnlaw as ll
 from learnlaw.analysis.fair_report import FITTED
-from learnlaw.analysis.protocol import _with_train
 from learnlaw.core.metrics import auc
 from learnlaw.core.training import DivergenceError, train
 from learnlaw.policies.baselines import desired_only_task, union_task
@@ -114,7 +113,7 @@ class Grid:
     # -- evaluation -------------------------------------------------------------------------
     def _score(self, policy, lr, train_split=None, *, control=None) -> dict:
         """Validation AUC and held-out curve of ``policy`` at ``lr`` (one training run)."""
-        both = _with_train(self.both, train_split)
+        both = self.both if train_split is None else self.both.with_(train=train_split, kinds={})
         if control is None:
             run = train(both, policy, lr)
         else:

@@ -25,8 +25,8 @@ from fair_grid import CACHE, FITTED, LEARNED, ONLINE, OUT, PAPER_LR, make_task  
 
 from learnlaw.analysis.fair_report import paired_over
 from learnlaw.analysis.paired import targets_from_baseline, time_to_target
-from learnlaw.analysis.protocol import hitting_ratio
 from learnlaw.core.metrics import compression_ratio
+from learnlaw.scaling import hitting_ratio
 
 LEVELS = (1 / 64, 1 / 8, 1.0)
 

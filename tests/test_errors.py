@@ -68,8 +68,6 @@ def test_a_bad_argument_is_caught_by_the_base():
 ALLOWED_BUILTIN_RAISES = {
     # a chapter's assert that it reproduces its committed snapshot: an assertion, for nbval
     ("learnlaw/data/__init__.py", "AssertionError"),
-    # the practice grid's trial lookup (a script's helper), a mapping miss
-    ("learnlaw/analysis/protocol.py", "LookupError"),
 }
 
 

@@ -15,7 +15,7 @@ from learnlaw.analysis.scaling import (
     fit_scaling_law,
     fit_scaling_laws,
 )
-from learnlaw.core.metrics import empirical_acceleration_ratio
+from learnlaw.core.metrics import empirical_acceleration_ratio, hitting_ratio
 
 T = 4000
 STEPS = np.arange(T + 1.0)
@@ -281,3 +281,17 @@ def test_empirical_ratio_vectorised_matches_the_definition():
         assert g == want or (math.isnan(g) and math.isnan(want))
     # tensors give the same numbers as arrays, and T defaults to T_max
     assert got[-1] == empirical_acceleration_ratio(torch.tensor(ref), torch.tensor(new))
+
+
+def test_hitting_ratio_is_eq9_for_monotone_and_fair_otherwise():
+    ref = np.array([1.0, 0.8, 0.6, 0.5, 0.4])  # monotone: L = 0.4, t_ref = T = 4
+    fast = np.array([1.0, 0.5, 0.3, 0.2, 0.1])  # reaches 0.4 at t = 2
+    assert hitting_ratio(ref, fast) == 2.0 == empirical_acceleration_ratio(ref, fast)
+    assert hitting_ratio(ref, ref) == 1.0
+    bumpy = np.array([1.0, 0.6, 0.3, 0.45, 0.4])  # best 0.3 at t = 2, ends above it
+    assert empirical_acceleration_ratio(bumpy, bumpy) == 2.0  # Eq. 9 credits the baseline with 2x
+    assert hitting_ratio(bumpy, bumpy) == 1.0
+    assert hitting_ratio(bumpy, fast) == 1.0  # fast reaches 0.3 at t = 2 too
+    assert hitting_ratio(bumpy, ref) != hitting_ratio(bumpy, ref)  # never reaches 0.3: nan
+    assert math.isnan(hitting_ratio(ref, np.array([1.0, 0.9, 0.9, 0.9, 0.9])))
+    assert math.isnan(hitting_ratio(np.array([0.5, 0.6, 0.7]), fast[:3]))  # never improves

@@ -19,6 +19,7 @@ __all__ = [
     "compression_ratio",
     "reach_step",
     "empirical_acceleration_ratio",
+    "hitting_ratio",
 ]
 
 
@@ -111,3 +112,25 @@ def empirical_acceleration_ratio(reference, curve, T=None):
     with np.errstate(divide="ignore"):
         ar = np.where(t < len(cur), Ts / t.astype(np.float64), np.nan)
     return float(ar) if ar.ndim == 0 else ar
+
+
+def hitting_ratio(reference, curve) -> float:
+    """t_ref / t_curve for the level L = min_t reference[t]: the paper's acceleration ratio (Eq. 9),
+    made fair to a reference whose loss does not fall monotonically.
+
+    t_x = min{t : x[t] ≤ L}. For a reference whose loss never rises (the paper's case) L is its
+    final loss, t_ref = T, and this is :func:`empirical_acceleration_ratio`. A
+    large step size makes the loss oscillate; its final value can then sit above losses it
+    reached long before, and Eq. 9 against that final value rewards the oscillation (the
+    reference compared with itself gives T / t_ref > 1). Against the reference's best loss the
+    reference gives 1 and a method is credited for reaching what the reference reached, as early
+    as it did. ``nan`` when ``curve`` never gets there (or the reference never improves).
+    """
+    ref = torch.as_tensor(reference, dtype=torch.float64)
+    level = float(ref.min())
+    t_ref, t_cur = reach_step(ref, level), reach_step(curve, level)
+    if t_cur is None or t_ref == 0:
+        return math.nan
+    if t_cur == 0:
+        return math.inf
+    return t_ref / t_cur
