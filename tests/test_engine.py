@@ -111,3 +111,41 @@ def test_select_last_keeps_no_second_copy_and_reuses_the_last_run(task, monkeypa
     res = ll.optimize_policy(task, T, 0.5, 1e-2, 2, progress=False)
     assert len(calls) == 2  # the uniform baseline and epoch E
     assert torch.equal(res.final.desired_loss, real(task, res.policy, 0.5).desired_loss)
+
+
+# ---- the kernels behind the loop: one protocol, no branch on a kernel class --------------------
+
+
+def test_every_kernel_is_a_kernels_protocol_and_says_whether_it_factors(task):
+    from learnlaw.core.dispatch import kernels_for
+    from learnlaw.core.kernels import _KERNELS, Kernels
+
+    for name in _KERNELS:
+        k = kernels_for(task.with_(kernels=name))
+        assert isinstance(k, Kernels), name
+        assert k.factored == (name == "logistic"), name
+    k = kernels_for(task.with_(kernels="logistic"))
+    theta = torch.randn(task.n_params, dtype=F64)
+    x, y = task.train
+    r = k.residual(theta)
+    gamma = torch.rand(task.n_train, dtype=F64)
+    # ∇l_n = r_n x_n: the weighted gradient from the residual equals the kernel's own
+    assert torch.allclose(k.xt @ (gamma * r), k.train_grad(theta, gamma), rtol=1e-13, atol=0)
+    assert torch.allclose(r, torch.sigmoid(x @ theta) - y.to(F64), rtol=1e-13, atol=1e-15)
+
+
+def test_no_module_above_the_kernels_names_a_kernel_class():
+    """Online rules and controls ask kernels.factored, never isinstance(…, LogisticKernels)."""
+    import ast
+    from pathlib import Path
+
+    classes = {"LogisticKernels", "AutodiffKernels", "ReverseOverReverseKernels"}
+    root = Path(ll.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.name in ("kernels.py", "dispatch.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Name) and node.id in classes:
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, offenders

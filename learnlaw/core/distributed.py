@@ -195,6 +195,7 @@ class ShardedKernels(_SegmentOps):
         self.inner = inner
         self.shard = shard
         self.block = inner.block
+        self.factored = False  # a shard's kernels offer the reductions, not r_n x_n
         self.task = inner.task
 
     def _fraction(self, split: str) -> float:

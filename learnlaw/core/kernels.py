@@ -37,9 +37,18 @@ against 7.6 GB for the jvp. ``task.kernels = "auto"`` (the default) therefore me
 model with the sigmoid/BCE loss (the paper's perceptron): with u = Xθ, o = σ(u),
 ∇l_n = (o_n − y_n) x_n and H_γ = Xᵀ diag(γ ⊙ o ⊙ (1−o)) X. It is a fast path only; the tests
 check it against the autodiff kernels.
+
+Every kernel class satisfies :class:`Kernels` (a typed protocol). Code above the kernels never
+asks which class it holds: a kernel whose per-example gradients factor as ∇l_n(θ) = r_n(θ) x_n
+says so with ``factored = True`` and then offers ``xt`` = Xᵀ ``(P, N)``, ``data`` (each
+split's inputs and targets) and :meth:`LogisticKernels.residual`, with which the online rules
+and the norm-matched controls fuse their products (one residual for the contributions and the
+step).
 """
 
 from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +59,7 @@ from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.task import Task
 
 __all__ = [
+    "Kernels",
     "AutodiffKernels",
     "LogisticKernels",
     "ReverseOverReverseKernels",
@@ -64,6 +74,33 @@ def step_at(lr: float | Tensor, i: int) -> float | Tensor:
     return lr if not isinstance(lr, Tensor) else lr[i]
 
 
+@runtime_checkable
+class Kernels(Protocol):
+    """What every kernel offers (shapes: θ ``(P,)``, γ ``(N,)``, B rows per segment).
+
+    ``factored`` is ``True`` for kernels whose per-example gradients factor as
+    ∇l_n = r_n x_n; those also offer ``xt`` (Xᵀ, ``(P, N)``), ``data`` and ``residual(θ)``.
+    """
+
+    task: Task
+    block: int
+    factored: bool
+
+    def train_grad(self, theta: Tensor, gamma: Tensor) -> Tensor: ...
+    def split_loss(self, theta: Tensor, split: str) -> Tensor: ...
+    def desired_grad(self, theta: Tensor, split: str = "desired") -> Tensor: ...
+    def reverse(self, theta: Tensor, gamma: Tensor, v: Tensor) -> tuple[Tensor, Tensor]: ...
+    def directional(self, theta: Tensor, v: Tensor, split: str = "train") -> Tensor: ...
+    def contributions(self, theta: Tensor, split: str = "desired") -> Tensor: ...
+    def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float | Tensor) -> Tensor: ...
+    def split_losses(self, thetas: Tensor, split: str) -> Tensor: ...
+    def contributions_batch(self, thetas: Tensor, split: str = "desired") -> Tensor: ...
+    def losses_batch(self, thetas: Tensor, split: str = "train") -> Tensor: ...
+    def reverse_segment(
+        self, thetas: Tensor, gammas: Tensor, a: Tensor, lr: float | Tensor, start: int
+    ) -> tuple[Tensor, Tensor]: ...
+
+
 class _SegmentOps:
     """Segment operations written once in terms of the per-step kernels.
 
@@ -72,6 +109,7 @@ class _SegmentOps:
     """
 
     block = 8  # steps per forward block when every θ_t is stored (memory: block·P floats)
+    factored = False  # per-example gradients r_n x_n (see Kernels)
 
     def forward_segment(self, theta: Tensor, gammas: Tensor, lr: float | Tensor) -> Tensor:
         """θ_{s+1}, …, θ_{s+B} from θ_s and B policy rows, shape ``(B, P)``."""
@@ -206,6 +244,7 @@ class LogisticKernels(_SegmentOps):
     """
 
     block = 256
+    factored = True  # ∇l_n = (σ(x_n·θ) − y_n) x_n
 
     def __init__(self, task: Task):
         self.task = task
@@ -222,6 +261,11 @@ class LogisticKernels(_SegmentOps):
         }
         # Xᵀ stored contiguously: both X v (as (Xᵀ)ᵀ v) and Xᵀ g are faster from it on CPU.
         self.xt = task.train[0].T.contiguous()
+
+    def residual(self, theta: Tensor) -> Tensor:
+        """r = σ(Xθ) − y on the training split, ``(N,)``, so that ∇l_n = r_n x_n (as the
+        forward segment computes it: Xθ from ``xt``, in place)."""
+        return torch.mv(self.xt.T, theta).sigmoid_().sub_(self.data["train"][1])
 
     def train_grad(self, theta: Tensor, gamma: Tensor) -> Tensor:
         x, y = self.data["train"]

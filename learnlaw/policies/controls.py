@@ -45,7 +45,6 @@ from learnlaw.core import checks
 from learnlaw.core.checks import UnsupportedError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import shard_of
-from learnlaw.core.kernels import LogisticKernels
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
 from learnlaw.core.task import Task
@@ -88,11 +87,12 @@ def step_pair(kernels, theta: Tensor, gamma: Tensor, uniform: Tensor, resid=None
         theta: θ, ``(P,)``.
         gamma: the policy row γ, ``(N,)``.
         uniform: the uniform row u, ``(N,)``.
-        resid: for the perceptron's kernels, σ(Xθ) − y if already computed (not modified).
+        resid: for factored kernels (the perceptron's), r = σ(Xθ) − y if already computed
+            (not modified).
     """
-    if isinstance(kernels, LogisticKernels):  # ∇l_n = r_n x_n: one product for both
+    if kernels.factored:  # ∇l_n = r_n x_n: one residual for both
         if resid is None:
-            resid = torch.mv(kernels.xt.T, theta).sigmoid_().sub_(kernels.data["train"][1])
+            resid = kernels.residual(theta)
         xt = kernels.xt  # two products (P, N)·(N,): 7× faster on a CPU than one with (N, 2)
         return torch.stack((torch.mv(xt, resid * gamma), torch.mv(xt, resid * uniform)), 1)
     return torch.stack((kernels.train_grad(theta, gamma), kernels.train_grad(theta, uniform)), 1)

@@ -98,7 +98,6 @@ from learnlaw.core import checks
 from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError, UnsupportedError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import shard_of
-from learnlaw.core.kernels import LogisticKernels
 from learnlaw.core.policy import project_simplex
 from learnlaw.core.task import Task
 from learnlaw.core.training import (
@@ -262,7 +261,7 @@ class _Curvature:
     def __init__(self, kernels, ct_task: Task):
         self.kernels = kernels
         self.ct_task = ct_task
-        self.logistic = isinstance(kernels, LogisticKernels)
+        self.logistic = kernels.factored
         if self.logistic:
             x, y = ct_task.desired
             self.xd, self.yd = x, y.to(ct_task.dtype)
@@ -495,8 +494,7 @@ def online_policy(
     ct_kernels = kernels_for(ct_task) if ct_task is not task else kernels
     curvature = _Curvature(ct_kernels, ct_task) if rule == "quadratic" else None
     power = params.get("power", 1.0)
-    fused = isinstance(kernels, LogisticKernels) and isinstance(ct_kernels, LogisticKernels)
-    y_train = kernels.data["train"][1] if fused else None
+    fused = kernels.factored and ct_kernels.factored
     search = None
     if step == "line_search":
         like = torch.empty(0, dtype=task.dtype, device=task.device)
@@ -529,7 +527,7 @@ def online_policy(
     def contributions_at(theta: Tensor) -> tuple[Tensor, Tensor | None]:
         """CT at θ (and, for the perceptron, the residuals σ(Xθ) − y shared with the step)."""
         if fused:  # perceptron: σ(Xθ) − y once for CT and the step (as forward_segment)
-            resid = torch.mv(kernels.xt.T, theta).sigmoid_().sub_(y_train)
+            resid = kernels.residual(theta)
             g = (desired_grad or ct_kernels.desired_grad)(theta)
             return resid * torch.mv(kernels.xt.T, g), resid
         return ct_kernels.contributions(theta, "desired"), None

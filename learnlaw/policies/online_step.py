@@ -139,7 +139,7 @@ class LineSearch:
 
     Args:
         ct_task: the task whose desired split CT is read from (its H_dsr is used).
-        closed_form: the perceptron's closed form (``LogisticKernels`` on both tasks): then
+        closed_form: the perceptron's closed form (factored kernels on both tasks): then
             :meth:`desired_grad` gives ∇L_dsr and keeps σ'(u) for the curvature.
         lr: η_{−1}, the reference step.
         max_lr, trust: the cap (``None``: none) and the growth factor ρ.
