@@ -38,6 +38,21 @@ def _with_task(fn, *names):
     return lambda e, **kw: fn(*(e[n] for n in names), **kw)
 
 
+def _fit_loop(e, **kw):
+    """learnlaw.fit.fit_loop on a one-row block family of the arguments' task."""
+    from learnlaw.policies.parametric import block_policy, block_pullback
+
+    n = e["task"].n_train
+    fam = learnlaw.fit.Family(
+        "static",
+        {"phi": torch.full((1, n), 1.0 / n)},
+        lambda p: block_policy(p["phi"], 3),
+        lambda p, sweep: {"phi": block_pullback(sweep.grad, 1)},
+        lambda p, g, epoch: {"phi": learnlaw.project_simplex(p["phi"] - 0.1 * g["phi"])},
+    )
+    return learnlaw.fit.fit_loop(e["task"], family=fam, **kw)
+
+
 def _enter(e, **kw):
     with learnlaw.profile.matmul_precision(**kw):
         pass
@@ -373,6 +388,28 @@ TABLE = {
             "progress": "bool",
             "tf32": "bool",
             "outer_step": ("choice", "plain"),
+        },
+    ),
+    "fit_loop": (
+        _fit_loop,
+        dict(steps=3, lr=0.1, epochs=1, progress=False),
+        {
+            "steps": "steps",
+            "lr": "lr",
+            "epochs": "int0",
+            "validation_seed": "int",
+            "patience": "int+?",
+            "track_test": "bool",
+            "checkpoint_every": "ckpt",
+            "checkpoint_dir": "path",
+            "resume": "bool",
+            "progress": "bool",
+            "tf32": "bool",
+            "outer_step": ("choice", "plain"),
+            "select": ("choice", "best"),
+            "on_divergence": ("choice", "stop"),
+            "divergence_factor": "factor",
+            "timed": "bool",
         },
     ),
     "fit_schedule": (

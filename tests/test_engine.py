@@ -20,9 +20,9 @@ def task():
 
 
 def test_every_fit_entry_point_runs_on_the_one_loop(task, monkeypatch):
-    """optimize_policy and the four parametric fits all go through engine.fit_loop."""
+    """optimize_policy and the four parametric fits all go through the engine's loop."""
     seen = []
-    real = engine.fit_loop
+    real = engine._run
 
     def spy(task, steps, lr, family, **kw):
         seen.append(family.name)
@@ -30,7 +30,7 @@ def test_every_fit_entry_point_runs_on_the_one_loop(task, monkeypatch):
 
     for module in ("learnlaw.core.optimize", "learnlaw.policies.parametric_fit",
                    "learnlaw.policies.schedule_fit"):  # fmt: skip
-        monkeypatch.setattr(f"{module}.fit_loop", spy)
+        monkeypatch.setattr(f"{module}._run", spy)
     ll.optimize_policy(task, T, 0.5, 1e-2, 1, progress=False)
     ll.fit.fit_block_policy(task, T, 0.5, 3, 1e-2, 1, progress=False)
     ll.fit.fit_feature_policy(task, T, 0.5, epochs=1, progress=False)

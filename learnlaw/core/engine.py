@@ -37,17 +37,19 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep, adjoint_sweep
 from learnlaw.core.checkpoint import atomic_save, load_file, load_state, save_state
-from learnlaw.core.checks import ArgumentValueError
+from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.distributed import Shard, all_reduce, gather_columns
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration_ratio
 from learnlaw.core.policy import validate_policy
-from learnlaw.core.precision import matmul_precision
-from learnlaw.core.task import Task, holdout_split
-from learnlaw.core.training import DIVERGENCE_FACTOR, DivergenceError, Run, train
+from learnlaw.core.precision import check_tf32, matmul_precision
+from learnlaw.core.task import Task, check_task, holdout_split
+from learnlaw.core.training import DIVERGENCE_FACTOR, DivergenceError, Run, check_factor, train
 
 __all__ = [
+    "check_loop_args",
     "Family",
     "FitOutcome",
     "OUTER_STEPS",
@@ -111,6 +113,52 @@ def split_validation(task: Task, validation, seed: int = 0) -> tuple[Task, tuple
         "validation must be None, an int (desired examples to hold out at random) or an "
         f"(inputs, targets) pair of extra desired examples, got {type(validation).__name__}"
     )
+
+
+def check_loop_args(
+    task: Task,
+    steps: int,
+    lr: float,
+    epochs: int,
+    *,
+    validation_seed: int = 0,
+    patience: int | None = None,
+    track_test: bool = True,
+    checkpoint_every=None,
+    checkpoint_dir=None,
+    resume: bool = False,
+    progress: bool = True,
+    outer_step: str = "plain",
+    tf32: bool = False,
+    schedule: str = "constant",
+    policy_hint: bool = False,
+) -> tuple[int, float]:
+    """Check what every fit entry point hands to :func:`fit_loop`, once, at the entry point.
+
+    Returns:
+        ``(steps, lr)`` as checked (``lr`` a float). Raises a
+        :class:`~learnlaw.core.checks.ArgumentValueError` (or ``ArgumentTypeError``) naming the
+        argument, what it got and what it needs.
+    """
+    check_task(task)
+    steps = checks.check_steps(steps, policy_hint=policy_hint)
+    lr = checks.check_lr(lr)
+    checks.check_int(epochs, "epochs", minimum=0)
+    checks.check_int(validation_seed, "validation_seed")
+    checks.check_int(patience, "patience", minimum=1, allow_none=True)
+    checks.check_bool(track_test, "track_test")
+    checks.check_checkpoint_every(checkpoint_every)
+    checks.check_path(checkpoint_dir, "checkpoint_dir", allow_none=True)
+    checks.check_bool(resume, "resume")
+    checks.check_bool(progress, "progress")
+    checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
+    check_tf32(tf32)
+    checks.check_choice(schedule, "schedule", ("constant", "linear"))
+    if resume and checkpoint_dir is None:
+        raise ArgumentValueError(
+            "resume=True needs checkpoint_dir, where the interrupted fit saved its state"
+        )
+    return steps, lr
 
 
 def describe_lr(lr: float | Tensor) -> str:
@@ -223,7 +271,7 @@ def _resume(ckdir: Path, shard, device, config: dict, config_defaults: dict, epo
     return state
 
 
-def fit_loop(
+def _run(
     task: Task,
     steps: int,
     lr: float,
@@ -252,22 +300,7 @@ def fit_loop(
     timed: bool = True,
     noun: str = "fit",
 ) -> FitOutcome:
-    """Run ``epochs`` updates of a :class:`Family` and return the chosen epoch's φ.
-
-    Cost per epoch: one adjoint sweep (≈ 2–3 training runs), one more run for the test curve
-    when a validation part is used (``track_test``), plus the family's map, pullback and update;
-    the last epoch (E) is a training run only. Memory: the sweep's, the family's blocks, a copy
-    of the best φ (``select="best"``) and the ``keep`` policies on the CPU.
-
-    Its callers (the fit entry points) check their arguments; this loop does not check them
-    again. ``config`` (a dict of plain values) is saved with the state and must match on
-    resume (``config_defaults`` fill keys an older state lacks). ``callback(entry)`` sees each
-    history entry once it is recorded (an exception it raises interrupts the fit;
-    ``resume=True`` recomputes that epoch). ``select``: ``"best"`` (lowest validation AUC,
-    lowest J without validation) or ``"last"``. ``on_divergence``: ``"stop"`` or ``"raise"``
-    (the error then names the epoch and ends with ``divergence_hint``). ``noun`` names the fit
-    in resume messages ("saved by a different <noun>"); ``timed`` adds ``seconds`` to entries.
-    """
+    """:func:`fit_loop` without its argument checks (its callers have made them)."""
     start = time.perf_counter()
     label = family.desc or f"{family.name} policy fit"
     fit_task, val = split_validation(task, validation, validation_seed)
@@ -435,3 +468,92 @@ def fit_loop(
     return FitOutcome(
         chosen, history, best_epoch, final, baseline, time.perf_counter() - start, stopped, kept
     )
+
+
+def fit_loop(
+    task: Task,
+    steps: int,
+    lr: float,
+    family: Family,
+    *,
+    epochs: int,
+    validation=None,
+    validation_seed: int = 0,
+    patience: int | None = None,
+    track_test: bool = True,
+    checkpoint_every: int | str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    config: dict | None = None,
+    progress: bool = True,
+    callback: Callable[[dict], None] | None = None,
+    tf32: bool = False,
+    outer_step: str = "plain",
+    select: str = "best",
+    on_divergence: str = "stop",
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
+    keep: tuple[int, ...] | list[int] = (),
+    timed: bool = True,
+) -> FitOutcome:
+    """Run ``epochs`` updates of a :class:`Family` and return the chosen epoch's φ.
+
+    Cost per epoch: one adjoint sweep (≈ 2–3 training runs), one more run for the test curve
+    when a validation part is used (``track_test``), plus the family's map, pullback and update;
+    the last epoch (E) is a training run only. Memory: the sweep's, the family's blocks, a copy
+    of the best φ (``select="best"``) and the ``keep`` policies on the CPU.
+
+    Args:
+        task: the task; J uses its desired split (minus the validation part).
+        steps: T. lr: the constant η of the uniform baselines (and of the sweeps unless the
+            family has ``to_lr``).
+        family: the :class:`Family` to fit.
+        epochs: E, the number of updates (epoch E is evaluated, not updated).
+        validation: ``None``, a count of desired examples held out at random, or an extra
+            ``(inputs, targets)`` desired part (:func:`split_validation`); validation_seed
+            seeds the draw.
+        patience: stop when the score (validation AUC, else J) has not improved for this many
+            epochs.
+        track_test: record the test curve every epoch (with validation it costs a run).
+        checkpoint_every: θ checkpointing of each sweep (:func:`~learnlaw.training.adjoint_sweep`).
+        checkpoint_dir, resume, config: the state is saved in ``checkpoint_dir`` at the start of
+            every epoch with ``config`` (a dict of plain values, which must match on resume);
+            ``resume=True`` continues from it bit-identically.
+        progress: a tqdm bar over epochs. callback: sees each history entry once it is
+            recorded (an exception it raises interrupts the fit; ``resume=True`` recomputes
+            that epoch).
+        tf32: TF32 float32 matmuls on an NVIDIA Ampere+ GPU for every run and sweep.
+        outer_step: ``"plain"`` or ``"normalized"`` (each gradient block divided by its RMS).
+        select: ``"best"`` (lowest validation AUC; lowest J without validation) or ``"last"``.
+        on_divergence: ``"stop"`` (return the best finite epoch so far, ``stopped`` saying why)
+            or ``"raise"`` (:class:`~learnlaw.training.DivergenceError` naming the epoch).
+        divergence_factor: the divergence criterion of every run (``None``: non-finite only).
+        keep: epochs whose policy is kept (CPU copies, ``FitOutcome.kept``).
+        timed: add ``seconds`` (since the start) to every history entry.
+
+    Returns:
+        A :class:`FitOutcome`. Runs in one process (the full search's sharded form is
+        :func:`~learnlaw.optimize_policy`'s).
+    """
+    steps, lr = check_loop_args(
+        task, steps, lr, epochs, validation_seed=validation_seed, patience=patience,
+        track_test=track_test, checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
+        resume=resume, progress=progress, outer_step=outer_step, tf32=tf32,
+    )  # fmt: skip
+    if not isinstance(family, Family):
+        raise ArgumentTypeError(
+            f"family must be a learnlaw.fit.Family, got {type(family).__name__}; build one "
+            "with Family(name, params, to_policy, pullback, update)"
+        )
+    checks.check_choice(select, "select", ("best", "last"))
+    checks.check_choice(on_divergence, "on_divergence", ("stop", "raise"))
+    divergence_factor = check_factor(divergence_factor)
+    checks.check_bool(timed, "timed")
+    keep = {checks.check_int(e, "keep (an epoch)", minimum=0, maximum=epochs) for e in keep}
+    return _run(
+        task, steps, lr, family, epochs=epochs, validation=validation,
+        validation_seed=validation_seed, patience=patience, track_test=track_test,
+        checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir, resume=resume,
+        config=config, progress=progress, callback=callback, tf32=tf32, outer_step=outer_step,
+        select=select, on_divergence=on_divergence, divergence_factor=divergence_factor,
+        keep=keep, timed=timed,
+    )  # fmt: skip

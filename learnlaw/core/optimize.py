@@ -34,7 +34,7 @@ from learnlaw.core.distributed import (
     project_simplex_sharded,
     shard_of,
 )
-from learnlaw.core.engine import OUTER_STEPS, Family, fit_loop
+from learnlaw.core.engine import Family, _run, check_loop_args
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32
 from learnlaw.core.task import Task
@@ -182,17 +182,13 @@ def optimize_policy(
     assembled once, at the end (one all-gather); so are kept policies. Every rank returns the
     same :class:`SearchResult`. ``penalty`` is not supported there.
     """
-    checks.check_steps(steps, policy_hint=True)
-    lr = checks.check_lr(lr)
+    steps, lr = check_loop_args(
+        task, steps, lr, epochs, checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
+        resume=resume, progress=progress, outer_step=outer_step, tf32=tf32, schedule=schedule,
+        policy_hint=True,
+    )  # fmt: skip
     checks.check_lr(outer_lr, "outer_lr")
-    checks.check_int(epochs, "epochs", minimum=0)
-    checks.check_choice(schedule, "schedule", ("constant", "linear"))
     checks.check_int(uniform_steps, "uniform_steps", minimum=0, maximum=steps)
-    checks.check_checkpoint_every(checkpoint_every)
-    checks.check_path(checkpoint_dir, "checkpoint_dir", allow_none=True)
-    checks.check_bool(resume, "resume")
-    checks.check_bool(progress, "progress")
-    checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
     divergence_factor = check_factor(divergence_factor)
     tf32 = check_tf32(tf32)
     shard = shard_of(task)
@@ -200,10 +196,6 @@ def optimize_policy(
         raise ArgumentValueError(
             "penalty= is not supported inside a torch.distributed group (a penalty sees the "
             "whole policy); run the penalised search in one process"
-        )
-    if resume and checkpoint_dir is None:
-        raise ArgumentValueError(
-            "resume=True needs checkpoint_dir, where the interrupted search saved"
         )
     config = SearchConfig(
         task.name,
@@ -253,7 +245,7 @@ def optimize_policy(
         "full", {"policy": policy}, lambda params: params["policy"], pullback, update,
         annotate=annotate, frozen_rows=uniform_steps, on_simplex=True, desc="policy search",
     )  # fmt: skip
-    out = fit_loop(
+    out = _run(
         task, steps, lr, family, epochs=epochs, checkpoint_every=checkpoint_every,
         checkpoint_dir=checkpoint_dir, resume=resume, config=asdict(config),
         config_defaults={"outer_step": "plain"}, progress=progress, callback=callback,

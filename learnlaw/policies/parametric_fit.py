@@ -59,10 +59,9 @@ from torch import Tensor
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep
 from learnlaw.core.checks import ArgumentValueError
-from learnlaw.core.engine import OUTER_STEPS, Family, fit_loop, split_validation
+from learnlaw.core.engine import Family, _run, check_loop_args, split_validation
 from learnlaw.core.policy import project_simplex, validate_policy
-from learnlaw.core.precision import check_tf32
-from learnlaw.core.task import Task, check_task
+from learnlaw.core.task import Task
 from learnlaw.core.training import Run
 from learnlaw.policies.parametric import (
     _check_link,
@@ -225,19 +224,13 @@ def fit_block_policy(
         DivergenceError: the uniform baseline run diverges, or epoch 0 does (the initial
             policy's sweep, or its ∂J/∂γ is not finite): the message names the step and lr.
     """
-    check_task(task)
-    steps = checks.check_steps(steps)
-    lr = checks.check_lr(lr)
+    steps, lr = check_loop_args(
+        task, steps, lr, epochs, validation_seed=validation_seed, patience=patience,
+        track_test=track_test, checkpoint_every=checkpoint_every, progress=progress,
+        outer_step=outer_step, tf32=tf32, schedule=schedule,
+    )  # fmt: skip
     blocks = checks.check_int(blocks, "blocks", minimum=1, maximum=steps)
     checks.check_lr(outer_lr, "outer_lr")
-    checks.check_int(epochs, "epochs", minimum=0)
-    checks.check_int(validation_seed, "validation_seed")
-    checks.check_int(patience, "patience", minimum=1, allow_none=True)
-    checks.check_bool(track_test, "track_test")
-    checks.check_checkpoint_every(checkpoint_every)
-    checks.check_bool(progress, "progress")
-    checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
-    checks.check_choice(schedule, "schedule", ("constant", "linear"))
     n = task.n_train
     opts = dict(dtype=task.dtype, device=task.device)
     if initial is None:
@@ -257,10 +250,10 @@ def fit_block_policy(
         "block", {"phi": phi}, lambda p: block_policy(p["phi"], steps),
         lambda p, sweep: {"phi": block_pullback(sweep.grad, blocks)}, update,
     )  # fmt: skip
-    out = fit_loop(
+    out = _run(
         task, steps, lr, family, epochs=epochs, validation=validation,
         validation_seed=validation_seed, patience=patience, track_test=track_test,
-        checkpoint_every=checkpoint_every, progress=progress, tf32=check_tf32(tf32),
+        checkpoint_every=checkpoint_every, progress=progress, tf32=tf32,
         outer_step=outer_step,
     )  # fmt: skip
     phi = out.params["phi"]
@@ -326,19 +319,13 @@ def fit_feature_policy(
     Raises:
         DivergenceError: epoch 0 diverges, as in :func:`fit_block_policy`.
     """
-    check_task(task)
-    steps = checks.check_steps(steps)
-    lr = checks.check_lr(lr)
+    steps, lr = check_loop_args(
+        task, steps, lr, epochs, validation_seed=validation_seed, patience=patience,
+        track_test=track_test, checkpoint_every=checkpoint_every, progress=progress,
+        outer_step=outer_step, tf32=tf32, schedule=schedule,
+    )  # fmt: skip
     blocks = checks.check_int(blocks, "blocks", minimum=1, maximum=steps)
     checks.check_lr(outer_lr, "outer_lr")
-    checks.check_int(epochs, "epochs", minimum=0)
-    checks.check_int(validation_seed, "validation_seed")
-    checks.check_int(patience, "patience", minimum=1, allow_none=True)
-    checks.check_bool(track_test, "track_test")
-    checks.check_checkpoint_every(checkpoint_every)
-    checks.check_bool(progress, "progress")
-    checks.check_choice(outer_step, "outer_step", OUTER_STEPS)
-    checks.check_choice(schedule, "schedule", ("constant", "linear"))
     _check_link(link, temperature)
     checks.check_choice(optimizer, "optimizer", ("adam", "gd"))
     features, feature_names, phi = feature_setup(
@@ -363,10 +350,10 @@ def fit_feature_policy(
         "feature", {"phi": phi}, lambda p: to_policy(p["phi"]), pullback, update,
         opt_state={"m": m, "v": v},
     )  # fmt: skip
-    out = fit_loop(
+    out = _run(
         task, steps, lr, family, epochs=epochs, validation=validation,
         validation_seed=validation_seed, patience=patience, track_test=track_test,
-        checkpoint_every=checkpoint_every, progress=progress, tf32=check_tf32(tf32),
+        checkpoint_every=checkpoint_every, progress=progress, tf32=tf32,
         outer_step=outer_step,
     )  # fmt: skip
     phi = out.params["phi"]

@@ -47,10 +47,9 @@ from torch import Tensor
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep
 from learnlaw.core.checks import ArgumentValueError
-from learnlaw.core.engine import Family, fit_loop
+from learnlaw.core.engine import Family, _run, check_loop_args
 from learnlaw.core.policy import project_simplex, uniform_policy, validate_policy
-from learnlaw.core.precision import check_tf32
-from learnlaw.core.task import Task, check_task
+from learnlaw.core.task import Task
 from learnlaw.core.training import Run
 from learnlaw.policies.parametric import (
     _check_link,
@@ -156,26 +155,15 @@ def _check_fit_args(
     task, steps, lr, epochs, lr_blocks, blocks_name, validation_seed, patience, track_test,
     checkpoint_every, checkpoint_dir, resume, progress, tf32,
 ) -> tuple[float, int]:  # fmt: skip
-    check_task(task)
-    checks.check_steps(steps)
-    lr = checks.check_lr(lr)
-    checks.check_int(epochs, "epochs", minimum=0)
+    steps, lr = check_loop_args(
+        task, steps, lr, epochs, validation_seed=validation_seed, patience=patience,
+        track_test=track_test, checkpoint_every=checkpoint_every, checkpoint_dir=checkpoint_dir,
+        resume=resume, progress=progress, tf32=tf32,
+    )  # fmt: skip
     lr_blocks = checks.check_int(
         lr_blocks, blocks_name, minimum=1, maximum=steps, allow_none=True,
         hint="one log step per block of consecutive steps; None: one per step",
     )  # fmt: skip
-    checks.check_int(validation_seed, "validation_seed")
-    checks.check_int(patience, "patience", minimum=1, allow_none=True)
-    checks.check_bool(track_test, "track_test")
-    checks.check_checkpoint_every(checkpoint_every)
-    checks.check_path(checkpoint_dir, "checkpoint_dir", allow_none=True)
-    checks.check_bool(resume, "resume")
-    checks.check_bool(progress, "progress")
-    checks.check_bool(tf32, "tf32")
-    if resume and checkpoint_dir is None:
-        raise ArgumentValueError(
-            "resume=True needs checkpoint_dir, where the interrupted fit saved"
-        )
     return lr, steps if lr_blocks is None else lr_blocks
 
 
@@ -238,8 +226,7 @@ def _fit_schedule_and(
         family, {**weights, "rho": rho}, to_policy, pull, step,
         to_lr=lambda p: block_schedule(p["rho"], steps), opt_state=loop.pop("opt_state", {}),
     )  # fmt: skip
-    loop["tf32"] = check_tf32(loop["tf32"])
-    out = fit_loop(
+    out = _run(
         task, steps, lr, fam, epochs=epochs, validation=validation,
         validation_seed=validation_seed, outer_step="normalized", checkpoint_dir=checkpoint_dir,
         config=config, **loop,
@@ -279,7 +266,7 @@ def fit_schedule(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     callback: Callable[[dict], None] | None = None,
-    progress: bool = False,
+    progress: bool = True,
     tf32: bool = False,
 ) -> ScheduleResult:
     """Learn the step sizes η_t = exp(ρ_{c(t)}) of the uniform learner by the exact ∂J/∂η.
@@ -368,7 +355,7 @@ def fit_joint(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     callback: Callable[[dict], None] | None = None,
-    progress: bool = False,
+    progress: bool = True,
     tf32: bool = False,
 ) -> ScheduleResult:
     """Learn the weights γ(φ) and the schedule η_t = exp(ρ_{c(t)}) together, from one sweep.
