@@ -38,11 +38,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from urllib.parse import quote
 
-from tqdm.auto import tqdm
-
 from learnlaw.core.checks import ArgumentValueError
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.optional import require
+from learnlaw.core.progress import progress_bar
 
 __all__ = ["SweepError", "run_sweep", "parse_value", "run_id", "check_parameters", "main"]
 
@@ -272,14 +271,14 @@ def run_sweep(
     errors: dict[str, str] = {}
     todo = [(rid, p) for rid, p in zip(ids, runs) if rid not in status]
     args = (results_param, results_name, kernel_name, timeout)
-    bar = tqdm(total=len(ids), initial=len(status), desc="sweep", unit="run", disable=not progress)
+    bar = progress_bar(progress, total=len(ids), initial=len(status), desc="sweep", unit="run")
 
     def finish(rid: str, result: tuple[str, str | None]) -> None:
         status[rid], error = result
         if error is not None:
             errors[rid] = error
             nb = out / rid / "notebook.ipynb"
-            tqdm.write(f"run {rid} FAILED: {error}\n  notebook: {nb}", file=sys.stderr)
+            bar.write(f"run {rid} FAILED: {error}\n  notebook: {nb}", file=sys.stderr)
         bar.update(1)
         bar.set_postfix(failed=len(errors), refresh=False)
 

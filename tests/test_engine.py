@@ -149,3 +149,25 @@ def test_no_module_above_the_kernels_names_a_kernel_class():
             if isinstance(node, ast.Name) and node.id in classes:
                 offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_progress_bars_obey_tqdm_disable():
+    """progress=True shows a bar, unless TQDM_DISABLE=1 (tqdm's own switch) is set; tqdm reads
+    it at import, hence fresh processes."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import learnlaw as ll\n"
+        "t = ll.perceptron_task(dim=3, n_train=8, n_desired=4, n_test=4)\n"
+        "ll.fit.fit_block_policy(t, 4, 0.5, 2, 0.01, 1, progress=True)\n"
+        "ll.train(t, ll.uniform_policy(4, 8), 0.5, progress=True)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "block policy fit" in shown.stderr and "train" in shown.stderr
+    env["TQDM_DISABLE"] = "1"
+    quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

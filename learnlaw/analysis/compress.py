@@ -72,12 +72,12 @@ import torch.nn.functional as F
 from numpy.lib.stride_tricks import sliding_window_view
 from torch import Tensor, nn
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.optional import require
+from learnlaw.core.progress import progress_bar
 
 
 def _constriction():
@@ -317,7 +317,7 @@ def _replay(
     starts = range(0, n_symbols, b)
     batch_bits = torch.empty(len(starts), dtype=torch.float64)
     with _single_thread():
-        for t, s in enumerate(tqdm(starts, desc=desc, disable=not progress, leave=False)):
+        for t, s in enumerate(progress_bar(progress, starts, desc=desc, leave=False)):
             e = min(s + b, n_symbols)
             if code_batch is not None:
                 code_batch(coding_tables(params, c), s, e)

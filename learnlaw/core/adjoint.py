@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import all_reduce, gather_columns, shard_of
 from learnlaw.core.precision import check_tf32, matmul_precision
+from learnlaw.core.progress import progress_bar
 from learnlaw.core.task import Task
 from learnlaw.core.training import (
     DIVERGENCE_FACTOR,
@@ -151,8 +151,8 @@ def adjoint_sweep(
     n_extra = steps - steps // k if k > 1 else 0  # steps recomputed in reverse
     with (
         matmul_precision(tf32),
-        tqdm(
-            total=2 * steps + n_extra, desc="policy gradient", disable=not progress, leave=False
+        progress_bar(
+            progress, total=2 * steps + n_extra, desc="policy gradient", leave=False
         ) as bar,
         torch.no_grad(),
     ):

@@ -35,7 +35,6 @@ from typing import Callable
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.adjoint import Sweep, adjoint_sweep
@@ -45,6 +44,7 @@ from learnlaw.core.distributed import Shard, all_reduce, gather_columns
 from learnlaw.core.metrics import compression_ratio, empirical_acceleration_ratio
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
+from learnlaw.core.progress import progress_bar
 from learnlaw.core.task import Task, check_task, holdout_split
 from learnlaw.core.training import DIVERGENCE_FACTOR, DivergenceError, Run, check_factor, train
 
@@ -350,7 +350,7 @@ def _run(
         return stop(epoch, f"diverged at epoch {epoch}: {why}", entry)
 
     run = None
-    bar = tqdm(total=epochs, initial=first, desc=label, disable=not progress)
+    bar = progress_bar(progress, total=epochs, initial=first, desc=label)
     with matmul_precision(tf32):
         for epoch in range(first, epochs + 1):
             if ckdir is not None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.checks import ArgumentValueError
@@ -18,6 +17,7 @@ from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.errors import LearnlawError
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
+from learnlaw.core.progress import progress_bar
 from learnlaw.core.task import ParamSpec, Task
 
 __all__ = ["Run", "train", "DivergenceError", "DIVERGENCE_FACTOR", "check_divergence"]
@@ -336,7 +336,7 @@ def train(
     theta = spec.flatten(task.params0).detach()
     with (
         matmul_precision(tf32),
-        tqdm(total=len(policy), desc="train", disable=not progress, leave=False) as bar,
+        progress_bar(progress, total=len(policy), desc="train", leave=False) as bar,
     ):
         stored, desired, test, theta = forward_sweep(
             kernels,

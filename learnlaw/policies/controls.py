@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.checks import UnsupportedError
@@ -47,6 +46,7 @@ from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import shard_of
 from learnlaw.core.policy import validate_policy
 from learnlaw.core.precision import check_tf32, matmul_precision
+from learnlaw.core.progress import progress_bar
 from learnlaw.core.task import Task
 from learnlaw.core.training import (
     DIVERGENCE_FACTOR,
@@ -222,7 +222,7 @@ def replay_policy(
     ops = _Controlled(kernels_for(task), control, theta.new_full((n,), 1.0 / n), len(policy))
     with (
         matmul_precision(tf32),
-        tqdm(total=len(policy), desc=f"replay {control}", disable=not progress) as bar,
+        progress_bar(progress, total=len(policy), desc=f"replay {control}") as bar,
     ):
         stored, desired, test, theta = forward_sweep(
             ops,

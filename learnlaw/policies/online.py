@@ -92,13 +92,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 from torch.func import grad, jvp
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.checks import ArgumentTypeError, ArgumentValueError, UnsupportedError
 from learnlaw.core.dispatch import kernels_for
 from learnlaw.core.distributed import shard_of
 from learnlaw.core.policy import project_simplex
+from learnlaw.core.progress import progress_bar
 from learnlaw.core.task import Task
 from learnlaw.core.training import (
     DIVERGENCE_FACTOR,
@@ -594,7 +594,7 @@ def online_policy(
 
     t = 0
     try:
-        with torch.no_grad(), tqdm(total=steps, desc=f"online {rule}", disable=not progress) as bar:
+        with torch.no_grad(), progress_bar(progress, total=steps, desc=f"online {rule}") as bar:
             desired_curve[0] = kernels.split_losses(theta[None], "desired")[0]
             test_curve[0] = kernels.split_losses(theta[None], "test")[0]
             for t in range(steps):

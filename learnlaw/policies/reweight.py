@@ -32,10 +32,10 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from learnlaw.core import checks
 from learnlaw.core.policy import uniform_policy
+from learnlaw.core.progress import progress_bar
 from learnlaw.core.task import Task
 from learnlaw.core.training import Run, train
 from learnlaw.policies.online import ONLINE_RULES, online_policy
@@ -208,7 +208,7 @@ def reweight(
         model, params0, (x, y), desired, desired, loss_fn, vocab_size,
         name="reweight", kinds=dict(kinds or {}),
     )  # fmt: skip
-    bar = tqdm(total=2 * len(lrs) + 2, desc="reweight: runs", disable=not progress)
+    bar = progress_bar(progress, total=2 * len(lrs) + 2, desc="reweight: runs")
 
     def counted(method):
         def run(t: Task, lr: float):
