@@ -171,3 +171,22 @@ def test_progress_bars_obey_tqdm_disable():
     env["TQDM_DISABLE"] = "1"
     quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
+def test_select_last_refuses_an_early_stop(task):
+    """ "last" means epoch E: a divergence stop or patience would end before it."""
+    n = task.n_train
+    family = engine.Family(
+        "static",
+        {"phi": torch.full((1, n), 1.0 / n, dtype=F64)},
+        lambda p: block_policy(p["phi"], T),
+        lambda p, sweep: {"phi": block_pullback(sweep.grad, 1)},
+        lambda p, g, epoch: {"phi": project_simplex(p["phi"] - 1e-2 * g["phi"])},
+    )
+    for kw in (dict(on_divergence="stop"), dict(on_divergence="raise", patience=2)):
+        with pytest.raises(ll.LearnlawError, match='select="last"'):
+            engine.fit_loop(task, T, 0.5, family, epochs=2, select="last", progress=False, **kw)
+    out = engine.fit_loop(
+        task, T, 0.5, family, epochs=2, select="last", on_divergence="raise", progress=False
+    )
+    assert out.best_epoch == 2 and len(out.history) == 3

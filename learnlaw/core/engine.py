@@ -452,11 +452,9 @@ def _run(
             params = params_next
             bar.update(1)
         bar.close()
-        best_epoch, chosen = (best[1], best[2]) if track_best else (len(history) - 1, params)
-        if track_best and stopped is None and run is not None and best_epoch == epochs:
-            chosen = params  # the run of epoch E is the fit's run when nothing was held out
-        if run is not None and val is None and chosen is params:
-            final = run
+        best_epoch, chosen = (best[1], best[2]) if track_best else (epochs, params)
+        if run is not None and val is None and best_epoch == epochs:
+            final = run  # epoch E's run, on the task as given, is the fit's run
         else:
             final = train(task, family.to_policy(chosen), lr_of(chosen), **runs)
     if val is None:
@@ -523,7 +521,8 @@ def fit_loop(
             that epoch).
         tf32: TF32 float32 matmuls on an NVIDIA Ampere+ GPU for every run and sweep.
         outer_step: ``"plain"`` or ``"normalized"`` (each gradient block divided by its RMS).
-        select: ``"best"`` (lowest validation AUC; lowest J without validation) or ``"last"``.
+        select: ``"best"`` (lowest validation AUC; lowest J without validation) or ``"last"``
+            (epoch E; only with ``on_divergence="raise"`` and no ``patience``).
         on_divergence: ``"stop"`` (return the best finite epoch so far, ``stopped`` saying why)
             or ``"raise"`` (:class:`~learnlaw.training.DivergenceError` naming the epoch).
         divergence_factor: the divergence criterion of every run (``None``: non-finite only).
@@ -546,6 +545,13 @@ def fit_loop(
         )
     checks.check_choice(select, "select", ("best", "last"))
     checks.check_choice(on_divergence, "on_divergence", ("stop", "raise"))
+    if select == "last" and (on_divergence == "stop" or patience is not None):
+        raise ArgumentValueError(
+            f'select="last" returns the φ of epoch E, which a fit stopped early never reaches; '
+            f'got on_divergence={on_divergence!r}, patience={patience!r}: with select="last" '
+            'pass on_divergence="raise" and no patience, or use select="best" (the best '
+            "finite epoch)"
+        )
     divergence_factor = check_factor(divergence_factor)
     checks.check_bool(timed, "timed")
     keep = {checks.check_int(e, "keep (an epoch)", minimum=0, maximum=epochs) for e in keep}
